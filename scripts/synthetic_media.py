@@ -1,0 +1,68 @@
+"""Synthetic images and videos whose content is known, for the tests, the demo and the benchmarks."""
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+COLOURS = {
+    "red": (220, 40, 40),
+    "green": (40, 180, 60),
+    "blue": (40, 80, 220),
+    "yellow": (230, 210, 40),
+    "white": (240, 240, 240),
+}
+BACKGROUND = (30, 30, 40)
+
+
+def draw_frame(width: int, height: int, colour: str, x: float, y: float, size: int = 16) -> np.ndarray:
+    """An HxWx3 uint8 frame: a square of `colour` with its top-left corner at (x, y)."""
+    frame = np.empty((height, width, 3), dtype=np.uint8)
+    frame[:] = BACKGROUND
+    left, top = int(round(x)), int(round(y))
+    frame[max(top, 0) : max(top + size, 0), max(left, 0) : max(left + size, 0)] = COLOURS[colour]
+    return frame
+
+
+def moving_square(
+    frames: int = 16, width: int = 96, height: int = 64, colour: str = "red", direction: str = "right"
+) -> list[np.ndarray]:
+    """Frames of a square crossing the picture in `direction` (left, right, up or down)."""
+    size = 16
+    steps = np.linspace(0.0, 1.0, frames)
+    out = []
+    for t in steps:
+        if direction in ("left", "right"):
+            x = (width - size) * (t if direction == "right" else 1 - t)
+            y = (height - size) / 2
+        else:
+            x = (width - size) / 2
+            y = (height - size) * (t if direction == "down" else 1 - t)
+        out.append(draw_frame(width, height, colour, x, y, size))
+    return out
+
+
+def write_video(path: str | Path, frames: list[np.ndarray], fps: float = 8.0) -> Path:
+    """Encode frames (HxWx3 uint8, even sizes) into an mp4 file with PyAV (H.264, else MPEG-4)."""
+    import av
+
+    path = Path(path)
+    codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+    height, width = frames[0].shape[:2]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=int(round(fps)))
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
+def write_image(path: str | Path, colour: str = "blue", width: int = 120, height: int = 80, seed: int = 0) -> Path:
+    """Save a textured image: noise under a square of `colour`."""
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8)
+    pixels[height // 4 : height // 4 + 24, width // 3 : width // 3 + 24] = COLOURS[colour]
+    path = Path(path)
+    Image.fromarray(pixels).save(path)
+    return path

@@ -1,0 +1,66 @@
+"""Shared fixtures: tiny GVE checkpoints, the stock Qwen2.5-VL reference and synthetic media."""
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from scripts.make_tiny_checkpoint import make_tiny_checkpoint  # noqa: E402
+from scripts.synthetic_media import moving_square, write_image, write_video  # noqa: E402
+
+torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def tiny_path(tmp_path_factory) -> Path:
+    """A tiny GVE checkpoint in the transformers 5.x key layout."""
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "gve-tiny", layout="v5", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_legacy_path(tmp_path_factory) -> Path:
+    """The same weights in the legacy key layout."""
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "gve-tiny-legacy", layout="legacy", seed=0)
+
+
+@pytest.fixture(scope="session")
+def model(tiny_path):
+    from transformers import AutoModel
+
+    return AutoModel.from_pretrained(tiny_path, trust_remote_code=True).eval()
+
+
+@pytest.fixture(scope="session")
+def processor(model):
+    return model.processor
+
+
+@pytest.fixture(scope="session")
+def media(tmp_path_factory) -> dict[str, Path]:
+    """Synthetic media, good and bad, by name."""
+    folder = tmp_path_factory.mktemp("media")
+    files = {
+        "image": write_image(folder / "square.png", colour="blue"),
+        "image_2": write_image(folder / "other.jpg", colour="yellow", seed=1),
+        "video": write_video(folder / "right.mp4", moving_square(16, colour="red", direction="right"), fps=8),
+        "video_2": write_video(folder / "down.mp4", moving_square(24, colour="green", direction="down"), fps=8),
+        "long_video": write_video(folder / "long.mp4", moving_square(80, colour="white", direction="left"), fps=8),
+        "one_frame_video": write_video(folder / "one.mp4", moving_square(1), fps=8),
+    }
+    (folder / "empty.mp4").write_bytes(b"")
+    files["empty_video"] = folder / "empty.mp4"
+    data = files["long_video"].read_bytes()
+    (folder / "truncated.mp4").write_bytes(data[: len(data) // 3])
+    files["truncated_video"] = folder / "truncated.mp4"
+    (folder / "notes.mp4").write_text("this is a text file, not a video\n" * 20)
+    files["text_as_video"] = folder / "notes.mp4"
+    (folder / "notes.txt").write_text("plain text\n")
+    files["text_file"] = folder / "notes.txt"
+    data = files["image"].read_bytes()
+    (folder / "truncated.png").write_bytes(data[: len(data) // 2])
+    files["truncated_image"] = folder / "truncated.png"
+    return files
