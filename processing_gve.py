@@ -11,16 +11,21 @@ Two ways in:
   card, and makes it give the same model inputs: it appends the pooling token, pads on the left and
   never truncates the pooling token away.
 
-qwen-vl-utils (and decord, through it) are imported only when media is read, so text-only use needs
-neither.
+The media libraries (qwen-vl-utils, decord, requests) are imported with `_optional_import` when
+media is read: text-only use needs none of them, and transformers' remote-code import check, which
+treats every `import` statement in the file as required, does not ask for them.
 """
 
+import contextlib
+import importlib
 import os
+import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from PIL import Image
 from transformers import Qwen2_5_VLProcessor
@@ -251,7 +256,7 @@ class GVEProcessor(Qwen2_5_VLProcessor):
         return content
 
     def _fetch_image(self, source: Any, options: dict, label: str) -> Image.Image:
-        from qwen_vl_utils import fetch_image
+        fetch_image = _optional_import("qwen_vl_utils", "qwen-vl-utils").fetch_image
 
         if isinstance(source, str) and (path := _local_path(source)) is not None and not os.path.isfile(path):
             raise GVEInputError(f"{label}: image file not found: {_describe(source)}")
@@ -262,26 +267,30 @@ class GVEProcessor(Qwen2_5_VLProcessor):
 
     def _fetch_video(self, source: Any, options: dict, label: str) -> tuple[torch.Tensor, float]:
         """Decode and sample one video with qwen-vl-utils; returns its frames and their rate."""
-        from qwen_vl_utils import fetch_video
+        fetch_video = _optional_import("qwen_vl_utils", "qwen-vl-utils").fetch_video
 
         element = {"video": source, **options}
-        if isinstance(source, str):
-            path = _local_path(source)
-            if path is not None:
-                if not os.path.isfile(path):
-                    raise GVEInputError(f"{label}: video file not found: {_describe(source)}")
-                element["video"] = path  # decord does not understand file:// URLs
-        else:
+        if not isinstance(source, str):
             element["video"] = self._frames(source, options["max_frames"], label)
             # A frame list carries no timing: its frames are taken as sampled at `fps`.
             element["sample_fps"] = options["fps"]
-        try:
-            return fetch_video(element, return_video_sample_fps=True)
-        except Exception as error:
-            if isinstance(source, str):
-                reason = self._video_failure(element["video"], error)
+            try:
+                return fetch_video(element, return_video_sample_fps=True)
+            except Exception as error:
+                raise GVEInputError(f"{label}: could not read video frames: {error}") from error
+
+        path = _local_path(source)
+        if path is not None and not os.path.isfile(path):
+            raise GVEInputError(f"{label}: video file not found: {_describe(source)}")
+        with contextlib.ExitStack() as stack:
+            if path is None:
+                path = stack.enter_context(_downloaded(source, label))
+            element["video"] = path  # a plain path: decord reads neither file:// nor non-seekable URLs
+            try:
+                return fetch_video(element, return_video_sample_fps=True)
+            except Exception as error:
+                reason = self._video_failure(path, error)
                 raise GVEInputError(f"{label}: could not read video {_describe(source)}: {reason}") from error
-            raise GVEInputError(f"{label}: could not read video frames: {error}") from error
 
     @staticmethod
     def _frames(frames: Sequence[Any], max_frames: int, label: str) -> list:
@@ -289,10 +298,6 @@ class GVEProcessor(Qwen2_5_VLProcessor):
 
         qwen-vl-utils takes every frame of a list, so without this a long list is unbounded.
         """
-        import numpy as np
-
-        if len(frames) == 0:
-            raise GVEInputError(f"{label}: the video frame list is empty")
         checked = []
         for index, frame in enumerate(frames):
             if isinstance(frame, np.ndarray) and frame.ndim == 3:
@@ -315,23 +320,25 @@ class GVEProcessor(Qwen2_5_VLProcessor):
         qwen-vl-utils falls back to `torchvision.io.read_video` when its reader fails; recent
         torchvision no longer has it, so the error it raises hides the real cause.
         """
-        if _local_path(source) is not None and os.path.getsize(source) == 0:
+        if os.path.getsize(source) == 0:
             return "the file is empty (0 bytes)"
+        extension = os.path.splitext(source)[1].lower()
+        hint = (
+            "" if extension in VIDEO_EXTENSIONS else f"; {extension or 'no extension'!r} is not a video file extension"
+        )
         try:
-            import decord
-
-            reader = decord.VideoReader(source)
+            reader = _optional_import("decord", "decord").VideoReader(source)
             frames = len(reader)
         except Exception as probe_error:
-            return f"not a readable video ({str(probe_error).strip().splitlines()[0]})"
+            return f"not a readable video ({_first_line(probe_error)}){hint}"
         needed = self.video_processor.temporal_patch_size
         if frames < needed:
-            return f"the video has {frames} frame(s); at least {needed} are needed (the temporal patch size)"
+            return f"the video has {frames} frame(s); at least {needed} are needed (the temporal patch size){hint}"
         try:
             reader.get_batch([0, frames // 2, frames - 1])
         except Exception as probe_error:
-            return f"its frames could not be decoded ({str(probe_error).strip().splitlines()[0]})"
-        return f"{type(error).__name__}: {error}"
+            return f"its frames could not be decoded ({_first_line(probe_error)}){hint}"
+        return f"{type(error).__name__}: {error}{hint}"
 
     # ------------------------------------------------------------------ model-card style calls
 
@@ -389,8 +396,10 @@ class GVEProcessor(Qwen2_5_VLProcessor):
         else:
             return videos, kwargs
         # The frames were sampled and sized by qwen-vl-utils within the caller's limits; resizing
-        # them again to the video processor's own bounds would override those limits.
-        kwargs["videos_kwargs"] = {"do_resize": False, **(kwargs.get("videos_kwargs") or {})}
+        # them again to the video processor's own bounds would override those limits. (The pixel cap
+        # flag only silences transformers' notice about its default: nothing is resized.)
+        videos_kwargs = {"do_resize": False, "cap_pixels_per_frame": True, **(kwargs.get("videos_kwargs") or {})}
+        kwargs["videos_kwargs"] = videos_kwargs
         return videos, kwargs
 
     def _fit(self, batch: BatchFeature, max_length: int, labels: list[str], kwargs: dict) -> BatchFeature:
@@ -445,6 +454,42 @@ class GVEProcessor(Qwen2_5_VLProcessor):
             f"{label}: text truncated by {excess} tokens to fit max_length={max_length}", UserWarning, stacklevel=4
         )
         return ids[: tail - excess] + ids[tail:]
+
+
+def _optional_import(module: str, package: str):
+    """Import a media library, with an install hint when it is missing."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        raise ImportError(f"Reading images and videos needs {package}: pip install {package}") from error
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+@contextlib.contextmanager
+def _downloaded(url: str, label: str, timeout: float = 60.0) -> Iterator[str]:
+    """Download a video URL to a temporary file, removed afterwards.
+
+    decord streams URLs only from servers that answer HTTP range requests, and fails on the rest
+    ("partial file"), so videos are read from a local copy.
+    """
+    requests = _optional_import("requests", "requests")
+    suffix = os.path.splitext(url.split("?", 1)[0].split("#", 1)[0])[1][:8] or ".mp4"
+    handle, path = tempfile.mkstemp(suffix=suffix, prefix="gve-video-")
+    try:
+        with os.fdopen(handle, "wb") as file, requests.get(url, stream=True, timeout=timeout) as response:
+            response.raise_for_status()
+            for chunk in response.iter_content(chunk_size=1 << 20):
+                file.write(chunk)
+    except Exception as error:
+        os.remove(path)
+        raise GVEInputError(f"{label}: could not download video {_describe(url)}: {error}") from error
+    try:
+        yield path
+    finally:
+        os.remove(path)
 
 
 def _pick(options: dict, keys: Sequence[str]) -> dict:

@@ -1,0 +1,241 @@
+"""Input kinds, controls and bad inputs of `model.encode` / `processor.prepare`."""
+
+import functools
+import http.server
+import threading
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from scripts.synthetic_media import moving_square
+
+
+def error_of(processor, inputs, **kwargs) -> str:
+    """The message of the input error `prepare` raises (it must raise one)."""
+    with pytest.raises(ValueError) as caught:
+        processor.prepare(inputs, **kwargs)
+    assert type(caught.value).__name__ == "GVEInputError"
+    return str(caught.value)
+
+
+# ---------------------------------------------------------------------- input kinds
+
+
+def test_every_input_kind_embeds_in_order(model, media):
+    frames = [Image.fromarray(frame) for frame in moving_square(6, colour="blue", direction="up")]
+    inputs = [
+        "a blue square",
+        Image.open(media["image"]),
+        str(media["image"]),
+        str(media["video"]),
+        frames,
+        {"text": "a red square", "image": str(media["image_2"])},
+        {"text": "moving right", "video": str(media["video"])},
+        {"video": frames, "image": Image.open(media["image"]), "text": "all three"},
+    ]
+    embeddings = model.encode(inputs, batch_size=3)
+    assert embeddings.shape == (len(inputs), 64)
+    assert embeddings.dtype == torch.float32
+    torch.testing.assert_close(embeddings.norm(dim=-1), torch.ones(len(inputs)))
+    # a PIL image and its file give the same embedding; different inputs do not
+    assert F.cosine_similarity(embeddings[1], embeddings[2], dim=0) > 0.9999
+    similarities = F.cosine_similarity(embeddings[:, None], embeddings[None], dim=-1).fill_diagonal_(0)
+    similarities[1, 2] = similarities[2, 1] = 0
+    assert similarities.max() < 0.999
+    for i, item in enumerate(inputs):
+        if i != 2:
+            assert F.cosine_similarity(model.encode([item]), embeddings[i : i + 1]).item() > 0.99999
+
+
+def test_single_input_and_empty_list(model):
+    assert model.encode("just one text").shape == (1, 64)
+    assert model.encode([]).shape == (0, 64)
+
+
+def test_strings_are_media_only_when_they_name_a_media_file(processor):
+    for text in ("see www.example.com for more", "a plain sentence.", "two lines\nclip.mp4"):
+        assert processor.load(text).images == [] and processor.load(text).videos == []
+    assert "video file not found" in error_of(processor, ["clip.MP4"])
+    assert "image file not found" in error_of(processor, ["photo.jpeg"])
+    assert "could not read image" in error_of(processor, ["http://127.0.0.1:9/missing.png?size=large"])
+
+
+def test_prompt_format(processor):
+    prompt = processor.load(
+        {"text": "hello", "image": Image.new("RGB", (56, 56)), "video": [Image.new("RGB", (56, 56))] * 2}
+    ).prompt
+    assert prompt == (
+        "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+        "<|im_start|>user\n<|vision_start|><|video_pad|><|vision_end|><|vision_start|><|image_pad|><|vision_end|>"
+        "hello<|im_end|>\n<|im_start|>assistant\n"
+    )
+    assert processor.load("hi", "Find the video.").prompt.startswith("<|im_start|>system\nFind the video.<|im_end|>")
+    assert processor.load({"text": "hi", "instruction": "Per item."}).prompt.startswith("<|im_start|>system\nPer item.")
+    batch = processor.prepare(["hi", "a much longer text than the first one"])
+    assert processor.tokenizer.convert_ids_to_tokens(batch["input_ids"][:, -1].tolist()) == ["<|endoftext|>"] * 2
+    assert batch["attention_mask"][0, 0] == 0 and batch["attention_mask"][:, -1].tolist() == [1, 1]
+
+
+# ---------------------------------------------------------------------- controls
+
+
+def video_frames(batch) -> list[int]:
+    """Frames fed to the model per video (temporal grid × temporal patch)."""
+    return [int(t) * 2 for t in batch["video_grid_thw"][:, 0]]
+
+
+def test_video_controls_per_call_and_per_item(processor, media):
+    long = str(media["long_video"])  # 80 frames at 8 fps: 10 s
+    assert video_frames(processor.prepare([long])) == [8]  # fps 1.0, capped at max_frames 8
+    assert video_frames(processor.prepare([long], max_frames=4)) == [4]
+    assert video_frames(processor.prepare([long], fps=0.5)) == [4]  # 5 frames, rounded down to even
+    assert video_frames(processor.prepare([long, {"video": long, "max_frames": 6}], max_frames=4)) == [4, 6]
+    default = processor.prepare([long])["video_grid_thw"][0]
+    small = processor.prepare([{"video": long, "max_pixels": 64 * 28 * 28, "min_pixels": 16 * 28 * 28}])
+    assert small["video_grid_thw"][0, 1:].prod() < default[1:].prod()
+    assert small["video_grid_thw"][0, 1:].prod() <= 64 * 4
+
+
+def test_video_sampling_rate_sets_time_positions(processor, media):
+    batch = processor.prepare([str(media["long_video"]), str(media["video"])])
+    # 8 of 80 frames at 8 fps -> 0.8 frames/s -> 2.5 s per temporal patch; 4 of 16 -> 2 fps -> 1 s
+    torch.testing.assert_close(batch["second_per_grid_ts"], torch.tensor([2.5, 1.0]))
+
+
+def test_frame_lists_are_thinned_to_max_frames(processor):
+    frames = [Image.fromarray(frame) for frame in moving_square(20)]
+    assert video_frames(processor.prepare([frames])) == [8]
+    assert video_frames(processor.prepare([frames], max_frames=4)) == [4]
+    arrays = moving_square(3)
+    assert video_frames(processor.prepare([arrays])) == [4]  # an odd count is padded to the patch
+
+
+def test_image_controls(processor, media):
+    small = processor.prepare([str(media["image"])], image_max_pixels=8 * 28 * 28)
+    assert small["image_grid_thw"][0, 1:].prod() <= 8 * 4
+    per_item = processor.prepare([{"image": str(media["image"]), "image_max_pixels": 8 * 28 * 28}])
+    torch.testing.assert_close(per_item["pixel_values"], small["pixel_values"])
+
+
+def test_long_text_is_truncated_keeping_the_pooling_token(model, processor):
+    text = "the camera pans slowly across a city " * 40
+    with pytest.warns(UserWarning, match=r"inputs\[1\]: text truncated by \d+ tokens to fit max_length=64"):
+        batch = processor.prepare(["short", text], max_length=64)
+    assert batch["input_ids"].shape[1] == 64
+    tail = processor.tokenizer("<|im_end|>\n<|im_start|>assistant\n<|endoftext|>")["input_ids"]
+    assert batch["input_ids"][1, -len(tail) :].tolist() == tail
+    text_ids = processor.tokenizer(text)["input_ids"]
+    excess = len(processor.tokenizer(processor.load(text).prompt)["input_ids"]) + 1 - 64
+    kept = text_ids[: len(text_ids) - excess]  # the text loses its end, nothing else
+    assert batch["input_ids"][1, -len(tail) - len(kept) : -len(tail)].tolist() == kept
+    untouched = processor.tokenizer("short")["input_ids"]
+    assert batch["input_ids"][0, -len(untouched) - len(tail) : -len(tail)].tolist() == untouched
+    with pytest.warns(UserWarning):
+        embedding = model.encode([text], max_length=64)
+    full = model.encode([text])
+    assert F.cosine_similarity(embedding, full).item() < 0.9999  # really cut, and still a valid embedding
+
+
+def test_model_card_call_truncates_text_not_the_tail(processor):
+    prompt = processor.load("word " * 200).prompt
+    with pytest.warns(UserWarning, match=r"text\[0\]: text truncated"):
+        batch = processor(text=[prompt], truncation=True, max_length=50, padding=True, return_tensors="pt")
+    assert batch["input_ids"].shape == (1, 50)
+    assert batch["input_ids"][0, -1] == processor.embedding_config.pooling_token_id
+
+
+def test_vision_tokens_beyond_max_length_are_refused(processor, media):
+    message = error_of(processor, ["fine", str(media["long_video"])], max_length=100)
+    assert message.startswith("inputs[1]: the prompt needs")
+    assert "raise max_length" in message
+
+
+# ---------------------------------------------------------------------- bad inputs
+
+
+@pytest.mark.parametrize(
+    "name, build, expected",
+    [
+        ("missing image", lambda m: "/nonexistent/photo.jpg", "image file not found: '/nonexistent/photo.jpg'"),
+        ("missing video", lambda m: {"video": "/nonexistent/clip.mp4"}, "video file not found"),
+        ("zero-byte video", lambda m: str(m["empty_video"]), "the file is empty (0 bytes)"),
+        ("truncated video", lambda m: str(m["truncated_video"]), "not a readable video"),
+        ("non-video file", lambda m: {"video": str(m["text_file"])}, "'.txt' is not a video file extension"),
+        ("text file named .mp4", lambda m: str(m["text_as_video"]), "not a readable video"),
+        ("truncated image", lambda m: str(m["truncated_image"]), "could not read image"),
+        ("non-image file", lambda m: {"image": str(m["text_file"])}, "cannot identify image file"),
+        ("one-frame video", lambda m: str(m["one_frame_video"]), "has 1 frame(s); at least 2 are needed"),
+        ("empty text", lambda m: "", "the input has no content"),
+        ("blank text", lambda m: "   \n", "the input has no content"),
+        ("empty dict", lambda m: {}, "the input has no content"),
+        ("dict of empty text", lambda m: {"text": ""}, "the input has no content"),
+        ("empty frame list", lambda m: [], "the input has no content"),
+        ("unknown key", lambda m: {"text": "x", "caption": "y"}, "unknown key(s) ['caption']"),
+        ("wrong type", lambda m: 42, "expected a str, a PIL image, a list of frames or a dict, got int"),
+        ("wrong text type", lambda m: {"text": 3.5}, "'text' must be a str, got float"),
+        ("wrong image type", lambda m: {"image": b"bytes"}, "'image' must be a str or PIL image, got bytes"),
+        ("wrong video type", lambda m: {"video": 7}, "'video' must be a path, a URL or a list of frames, got int"),
+        ("wrong frame type", lambda m: [Image.new("RGB", (28, 28)), 3], "video frame 1 must be a PIL image"),
+        ("wrong control", lambda m: {"video": str(m["video"]), "fps": "fast"}, "fps must be a positive number"),
+        ("negative control", lambda m: {"video": str(m["video"]), "max_frames": -2}, "max_frames must be a positive"),
+    ],
+)
+def test_bad_input_names_its_position_and_reason(processor, media, name, build, expected):
+    message = error_of(processor, ["a good input", "another good one", build(media)], start=5)
+    assert message.startswith("inputs[7]: ")
+    assert expected in message
+
+
+def test_error_position_counts_across_batches(model, media):
+    inputs = ["ok"] * 9 + [str(media["empty_video"])]
+    with pytest.raises(ValueError, match=r"^inputs\[9\]: could not read video .*empty"):
+        model.encode(inputs, batch_size=4)
+
+
+def test_video_errors_report_the_cause_not_the_fallback(processor, media):
+    """qwen-vl-utils' torchvision fallback raises AttributeError; the real cause is reported."""
+    message = error_of(processor, [str(media["one_frame_video"])])
+    assert "AttributeError" not in message and "read_video" not in message
+
+
+# ---------------------------------------------------------------------- URLs
+
+
+@pytest.fixture(scope="module")
+def http_root(media):
+    """A loopback HTTP server over the media folder."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(media["image"].parent))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_image_and_video_urls(model, media, http_root):
+    from_urls = model.encode([f"{http_root}/square.png", f"{http_root}/right.mp4?download=1"])
+    from_files = model.encode([str(media["image"]), str(media["video"])])
+    assert torch.all(F.cosine_similarity(from_urls, from_files) > 0.9999)
+
+
+def test_missing_url_names_the_input(processor, http_root):
+    message = error_of(processor, [f"{http_root}/absent.png"])
+    assert message.startswith("inputs[0]: could not read image") and "404" in message
+
+
+def test_numpy_frames(processor):
+    arrays = np.stack(moving_square(4))
+    assert video_frames(processor.prepare([list(arrays)])) == [4]
+
+
+def test_file_urls_and_data_uris(model, media):
+    import base64
+
+    data_uri = "data:image/png;base64," + base64.b64encode(media["image"].read_bytes()).decode()
+    inputs = [f"file://{media['image']}", data_uri, f"file://{media['video']}"]
+    expected = model.encode([str(media["image"]), str(media["image"]), str(media["video"])])
+    assert torch.all(F.cosine_similarity(model.encode(inputs), expected) > 0.9999)
