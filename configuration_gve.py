@@ -13,8 +13,11 @@ from transformers import Qwen2_5_VLConfig
 PIXELS_PER_TOKEN = 28 * 28
 
 DEFAULT_INSTRUCTION = "You are a helpful assistant."
-POOLING_TOKEN = "<|endoftext|>"
-POOLING_TOKEN_ID = 151643
+POOLING_TOKEN_ID = 151643  # <|endoftext|> in the Qwen vocabulary
+
+# The `from_pretrained` arguments that locate files in a repo; the model passes them on to load its
+# processor from the same repo and revision, and the processor to load this config.
+HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
 
 
 @strict

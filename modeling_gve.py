@@ -3,36 +3,29 @@
 
 Both Qwen2.5-VL checkpoint layouts load into it: transformers 5.x (`model.language_model.*`,
 `model.visual.*`) as they are, and the legacy one (`model.layers.*`, `visual.*`) through a key
-renaming registered below. A `lm_head` in the checkpoint is ignored. Loading fails loudly when the
-checkpoint does not cover the whole backbone.
+mapping given to `from_pretrained`. A `lm_head` in the checkpoint is ignored. Loading fails loudly
+when the checkpoint does not cover the whole backbone.
 """
 
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from transformers import AutoProcessor
-from transformers.conversion_mapping import register_checkpoint_conversion_mapping
-from transformers.core_model_loading import WeightRenaming
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VLModel, Qwen2_5_VLPreTrainedModel
-from transformers.utils import logging
 
-from .configuration_gve import GVEConfig
-
-logger = logging.get_logger(__name__)
+from .configuration_gve import HUB_KWARGS, GVEConfig
 
 # Custom model classes skip transformers' built-in key conversions, so the legacy layout is mapped
-# here: `visual.*` -> `model.visual.*`, `model.*` (the language model) -> `model.language_model.*`.
-register_checkpoint_conversion_mapping(
-    "GVEModel",
-    [
-        WeightRenaming(source_patterns=r"^visual", target_patterns="model.visual"),
-        WeightRenaming(source_patterns=r"^model(?!\.(language_model|visual))", target_patterns="model.language_model"),
-    ],
-    overwrite=True,
-)
+# at load time: `visual.*` -> `model.visual.*`, `model.*` (the language model) ->
+# `model.language_model.*`. Keys already in the 5.x layout match neither pattern.
+LEGACY_KEY_MAPPING = {
+    r"^visual\.": "model.visual.",
+    r"^model\.(?!language_model\.|visual\.)": "model.language_model.",
+}
 
 
 class GVEModel(Qwen2_5_VLPreTrainedModel):
@@ -52,12 +45,14 @@ class GVEModel(Qwen2_5_VLPreTrainedModel):
         super().__init__(config)
         self.model = Qwen2_5_VLModel(config)
         self._processor = None
+        self._hub_kwargs = {}
         self.post_init()
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
         """Load a checkpoint, refusing one that leaves any backbone weight uninitialised."""
         output_loading_info = kwargs.pop("output_loading_info", False)
+        kwargs["key_mapping"] = {**LEGACY_KEY_MAPPING, **(kwargs.get("key_mapping") or {})}
         model, info = super().from_pretrained(
             pretrained_model_name_or_path, *model_args, output_loading_info=True, **kwargs
         )
@@ -67,6 +62,7 @@ class GVEModel(Qwen2_5_VLPreTrainedModel):
                 f"The checkpoint at {pretrained_model_name_or_path!r} does not cover the GVE backbone: "
                 f"{len(missing)} weight(s) missing, e.g. {missing[:5]}. Refusing to run with random weights."
             )
+        model._hub_kwargs = {key: kwargs[key] for key in HUB_KWARGS if key in kwargs}
         return (model, info) if output_loading_info else model
 
     def get_input_embeddings(self) -> torch.nn.Module:
@@ -110,10 +106,11 @@ class GVEModel(Qwen2_5_VLPreTrainedModel):
         last = self._last_positions(attention_mask, hidden)
         rows = torch.arange(hidden.shape[0], device=hidden.device)
         if input_ids is not None and not bool((input_ids[rows, last] == self.config.pooling_token_id).all()):
-            logger.warning_once(
-                "GVE embeddings are read at the pooling token (id %d) appended after the generation prompt, "
-                "but some inputs do not end with it. Use GVEProcessor, or append it to the prompt.",
-                self.config.pooling_token_id,
+            warnings.warn(
+                f"GVE embeddings are read at the pooling token (id {self.config.pooling_token_id}) appended after "
+                "the generation prompt, but some inputs do not end with it: use GVEProcessor, or append it.",
+                UserWarning,
+                stacklevel=2,
             )
         pooled = F.normalize(hidden[rows, last].float(), p=2, dim=-1)
         return BaseModelOutputWithPooling(
@@ -137,7 +134,14 @@ class GVEModel(Qwen2_5_VLPreTrainedModel):
     def processor(self):
         """The checkpoint's [`GVEProcessor`], loaded on first use."""
         if self._processor is None:
-            self._processor = AutoProcessor.from_pretrained(self.name_or_path, trust_remote_code=True)
+            if not self.name_or_path:
+                raise ValueError(
+                    "This model was not loaded with from_pretrained, so it has no processor to load; "
+                    "set `model.processor = GVEProcessor.from_pretrained(...)` first."
+                )
+            self._processor = AutoProcessor.from_pretrained(
+                self.name_or_path, trust_remote_code=True, **self._hub_kwargs
+            )
         return self._processor
 
     @processor.setter

@@ -32,7 +32,7 @@ from transformers import Qwen2_5_VLProcessor
 from transformers.feature_extraction_utils import BatchFeature
 from transformers.video_utils import VideoMetadata
 
-from .configuration_gve import GVEConfig
+from .configuration_gve import HUB_KWARGS, GVEConfig
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv"})
@@ -105,11 +105,7 @@ class GVEProcessor(Qwen2_5_VLProcessor):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
         processor = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
-        hub_kwargs = {
-            key: kwargs[key]
-            for key in ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
-            if key in kwargs
-        }
+        hub_kwargs = {key: kwargs[key] for key in HUB_KWARGS if key in kwargs}
         try:
             processor.embedding_config = GVEConfig.from_pretrained(pretrained_model_name_or_path, **hub_kwargs)
         except OSError:

@@ -11,7 +11,14 @@ import pytest
 import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
-from transformers import AutoConfig, AutoModel, AutoProcessor, Qwen2_5_VLConfig, Qwen2_5_VLProcessor
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoProcessor,
+    Qwen2_5_VLConfig,
+    Qwen2_5_VLForConditionalGeneration,
+    Qwen2_5_VLProcessor,
+)
 
 from scripts.common import REMOTE_CODE_FILES, ROOT
 
@@ -42,6 +49,13 @@ def test_incomplete_checkpoint_is_refused(tiny_path, tmp_path, dropped):
     save_file({k: v for k, v in weights.items() if not k.startswith(dropped)}, copy / "model.safetensors")
     with pytest.raises(ValueError, match=r"does not cover the GVE backbone: \d+ weight\(s\) missing.*random weights"):
         AutoModel.from_pretrained(copy, trust_remote_code=True)
+
+
+@pytest.mark.parametrize("layout", ["v5", "legacy"])
+def test_stock_generation_class_loads_the_whole_backbone(request, layout):
+    path = request.getfixturevalue("tiny_path" if layout == "v5" else "tiny_legacy_path")
+    _, info = Qwen2_5_VLForConditionalGeneration.from_pretrained(path, output_loading_info=True)
+    assert info["missing_keys"] == set() and info["unexpected_keys"] == set()
 
 
 def test_without_remote_code_the_folder_loads_as_stock_qwen(tiny_path, processor):
@@ -106,7 +120,7 @@ HUB_SCRIPT = textwrap.dedent(
     for blocked in ("qwen_vl_utils", "decord", "flash_attn", "torchcodec", "av"):
         sys.modules[blocked] = None  # text needs none of the optional media libraries
     from transformers import AutoModel, AutoProcessor
-    model = AutoModel.from_pretrained("Alibaba-NLP/GVE-tiny", trust_remote_code=True, revision="main")
+    model = AutoModel.from_pretrained("Alibaba-NLP/GVE-tiny", trust_remote_code=True)
     processor = AutoProcessor.from_pretrained("Alibaba-NLP/GVE-tiny", trust_remote_code=True)
     assert type(model).__module__.startswith("transformers_modules."), type(model).__module__
     assert type(processor).__name__ == "GVEProcessor", type(processor)
@@ -118,18 +132,29 @@ HUB_SCRIPT = textwrap.dedent(
         assert "needs qwen-vl-utils: pip install qwen-vl-utils" in str(error), error
     else:
         raise AssertionError("media without qwen-vl-utils must raise ImportError")
-    print(json.dumps(embedding.tolist()))
+    pinned = AutoModel.from_pretrained("Alibaba-NLP/GVE-tiny", trust_remote_code=True, revision="v2")
+    print(json.dumps({
+        "main": embedding.tolist(),
+        "v2_instruction": pinned.processor.embedding_config.default_instruction,
+        "v2": pinned.encode(["a red square moves to the right"]).tolist(),
+    }))
     """
 )
 
 
 def test_hub_repo_id_loads_offline_from_a_populated_cache(tiny_path, model, tmp_path):
-    """The real Hub code path, with a Hub cache filled locally and HF_HUB_OFFLINE=1."""
-    commit = "0123456789abcdef0123456789abcdef01234567"
+    """The real Hub code path, with a Hub cache filled locally and HF_HUB_OFFLINE=1.
+
+    The repo has `main` and a tag `v2` whose config changes the default instruction: a model pinned
+    to `v2` must load its processor and settings from `v2` too.
+    """
     repo = tmp_path / "hub" / "models--Alibaba-NLP--GVE-tiny"
     (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(commit)
-    shutil.copytree(tiny_path, repo / "snapshots" / commit)
+    for ref, commit in (("main", "1" * 40), ("v2", "2" * 40)):
+        (repo / "refs" / ref).write_text(commit)
+        snapshot = shutil.copytree(tiny_path, repo / "snapshots" / commit)
+    config = json.loads((snapshot / "config.json").read_text())
+    (snapshot / "config.json").write_text(json.dumps({**config, "default_instruction": "Revision two."}))
     env = {
         **os.environ,
         "HF_HUB_OFFLINE": "1",
@@ -139,6 +164,9 @@ def test_hub_repo_id_loads_offline_from_a_populated_cache(tiny_path, model, tmp_
     }
     result = subprocess.run([sys.executable, "-c", HUB_SCRIPT], env=env, cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
-    embedding = torch.tensor(json.loads(result.stdout.strip().splitlines()[-1]))
-    torch.testing.assert_close(embedding, model.encode(["a red square moves to the right"]))
+    output = json.loads(result.stdout.strip().splitlines()[-1])
+    text = ["a red square moves to the right"]
+    torch.testing.assert_close(torch.tensor(output["main"]), model.encode(text))
+    assert output["v2_instruction"] == "Revision two."
+    torch.testing.assert_close(torch.tensor(output["v2"]), model.encode(text, instruction="Revision two."))
     assert any((tmp_path / "modules" / "transformers_modules").rglob("modeling_gve.py"))

@@ -139,3 +139,17 @@ def test_tiny_weights_expose_each_bug(stock, cases):
     assert cosine(stock_embeddings(model, processor, items, padding_side="right"))[2] < BUG
     assert cosine(stock_embeddings(model, processor, items, order=("text", "video", "image")))[:2].max() < BUG
     assert cosine(stock_embeddings(model, processor, items, pooling_token="")).max() < BUG
+
+
+def test_forward_refuses_vision_inputs_without_token_types(model, processor, cases):
+    batch = processor.prepare([as_input(cases["text+image"])])
+    del batch["mm_token_type_ids"]
+    with pytest.raises(ValueError, match="mm_token_type_ids is required with images or videos"):
+        model(**batch)
+
+
+def test_forward_warns_when_the_pooling_token_is_missing(model, processor):
+    prompt = processor.load("a text").prompt
+    bare = processor.tokenizer([prompt], return_tensors="pt")  # the stock processor's output: no pooling token
+    with pytest.warns(UserWarning, match="pooling token .* do not end with it"):
+        model(**bare)
