@@ -171,6 +171,9 @@ class GVEProcessor(Qwen2_5_VLProcessor):
         Raises:
             GVEInputError: naming `label` and the reason, for anything that cannot be embedded.
         """
+        unknown = sorted(set(options) - {*VIDEO_OPTIONS, *IMAGE_OPTIONS})
+        if unknown:
+            raise TypeError(f"unknown option(s) {unknown}; the options are {[*VIDEO_OPTIONS, *IMAGE_OPTIONS]}")
         content = self._parse(item, label)
         for key in (*VIDEO_OPTIONS, *IMAGE_OPTIONS):
             value = content.get(key, options.get(key))

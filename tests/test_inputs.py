@@ -113,6 +113,11 @@ def test_frame_lists_are_thinned_to_max_frames(processor):
     assert video_frames(processor.prepare([arrays])) == [4]  # an odd count is padded to the patch
 
 
+def test_unknown_options_are_refused(processor):
+    with pytest.raises(TypeError, match=r"unknown option\(s\) \['max_frame'\]"):
+        processor.prepare(["text"], max_frame=4)
+
+
 def test_image_controls(processor, media):
     small = processor.prepare([str(media["image"])], image_max_pixels=8 * 28 * 28)
     assert small["image_grid_thw"][0, 1:].prod() <= 8 * 4
