@@ -13,6 +13,9 @@ from transformers import Qwen2_5_VLConfig
 PIXELS_PER_TOKEN = 28 * 28
 
 DEFAULT_INSTRUCTION = "You are a helpful assistant."
+# What `encode_query` uses in the sentence-transformers files; documents keep DEFAULT_INSTRUCTION.
+# Tasks with their own instruction (as in mteb) should pass it instead.
+QUERY_INSTRUCTION = "Find the video that matches the query."
 POOLING_TOKEN_ID = 151643  # <|endoftext|> in the Qwen vocabulary
 
 # The `from_pretrained` arguments that locate files in a repo; the model passes them on to load its

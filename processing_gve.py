@@ -95,7 +95,38 @@ class GVEProcessor(Qwen2_5_VLProcessor):
 
     The embedding settings (instruction, pooling token, video and image controls, maximum length) are
     read from the checkpoint's `config.json` by `from_pretrained`, and kept in `embedding_config`.
+
+    `embedding_chat_template` is GVE's prompt format as a chat template: a system turn (the default
+    instruction when there is none), the user turn with its videos, then images, then text, and the
+    assistant header followed by the pooling token. `load` renders every input with it; checkpoints
+    also ship it as `additional_chat_templates/embedding.jinja` for vLLM (`--chat-template`).
     """
+
+    embedding_chat_template = (
+        "{#- GVE embedding prompt: system turn (default instruction if none), user turn with its video(s), then\n"
+        "    image(s), then text, then the assistant header and the pooling token <|endoftext|>. -#}\n"
+        "{%- for message in messages -%}\n"
+        "{%- if loop.first and message['role'] != 'system' -%}\n"
+        "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+        "{% endif -%}\n"
+        "<|im_start|>{{ message['role'] }}\n"
+        "{% if message['content'] is string -%}\n"
+        "{{ message['content'] }}\n"
+        "{%- else -%}\n"
+        "{%- for part in message['content'] if part['type'] == 'video' or 'video' in part or 'video_url' in part -%}\n"
+        "<|vision_start|><|video_pad|><|vision_end|>\n"
+        "{%- endfor -%}\n"
+        "{%- for part in message['content'] if part['type'] == 'image' or 'image' in part or 'image_url' in part -%}\n"
+        "<|vision_start|><|image_pad|><|vision_end|>\n"
+        "{%- endfor -%}\n"
+        "{%- for part in message['content'] if part['type'] == 'text' -%}\n"
+        "{{ part['text'] }}\n"
+        "{%- endfor -%}\n"
+        "{%- endif -%}\n"
+        "<|im_end|>\n"
+        "{% endfor -%}\n"
+        "<|im_start|>assistant\n<|endoftext|>\n"
+    )
 
     def __init__(self, image_processor=None, tokenizer=None, video_processor=None, chat_template=None, **kwargs):
         super().__init__(image_processor, tokenizer, video_processor, chat_template=chat_template, **kwargs)
@@ -187,7 +218,7 @@ class GVEProcessor(Qwen2_5_VLProcessor):
             instruction = config.default_instruction
 
         loaded = GVEItem(label=label, prompt="")
-        parts = []  # the user turn, in GVE's order: video, image, text
+        parts = []
         if "video" in content:
             video, fps = self._fetch_video(content["video"], video_options, label)
             loaded.videos.append(video)
@@ -199,7 +230,7 @@ class GVEProcessor(Qwen2_5_VLProcessor):
         if "text" in content:
             parts.append({"type": "text", "text": content["text"]})
         conversation = [{"role": "system", "content": instruction}, {"role": "user", "content": parts}]
-        loaded.prompt = self.apply_chat_template(conversation, add_generation_prompt=True)
+        loaded.prompt = self.apply_chat_template(conversation, chat_template=self.embedding_chat_template)
         return loaded
 
     def collate(self, items: Sequence[GVEItem], max_length: int | None = None) -> BatchFeature:

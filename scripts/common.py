@@ -20,3 +20,80 @@ def remote_class(reference: str, folder: str | Path = ROOT) -> type:
     from transformers.dynamic_module_utils import get_class_from_dynamic_module
 
     return get_class_from_dynamic_module(reference, str(folder))
+
+
+# The files that make a GVE folder a sentence-transformers model (module 0 is remote code).
+SENTENCE_TRANSFORMERS_FILES = (
+    "sentence_transformers_gve.py",
+    "modules.json",
+    "sentence_bert_config.json",
+    "config_sentence_transformers.json",
+    "1_Pooling/config.json",
+)
+
+
+def write_sentence_transformers_files(folder: str | Path, dimension: int) -> None:
+    """Write the sentence-transformers files of a GVE folder whose embeddings have `dimension` values.
+
+    `SentenceTransformer(folder, trust_remote_code=True)` then builds GVETransformer (GVE's
+    preprocessing and backbone), a `lasttoken` Pooling and a Normalize. The tests check that these
+    files are exactly what sentence-transformers itself saves for that model.
+    """
+    import json
+    import shutil
+
+    from configuration_gve import QUERY_INSTRUCTION
+
+    folder = Path(folder)
+    if folder.resolve() != ROOT:
+        shutil.copy2(ROOT / "sentence_transformers_gve.py", folder / "sentence_transformers_gve.py")
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers_gve.GVETransformer"},
+        {
+            "idx": 1,
+            "name": "1",
+            "path": "1_Pooling",
+            "type": "sentence_transformers.sentence_transformer.modules.pooling.Pooling",
+        },
+        {
+            "idx": 2,
+            "name": "2",
+            "path": "2_Normalize",
+            "type": "sentence_transformers.base.modules.normalize.Normalize",
+        },
+    ]
+    output = {"method": "forward", "method_output_name": "last_hidden_state"}
+    files = {
+        "modules.json": modules,
+        "sentence_bert_config.json": {
+            "transformer_task": "feature-extraction",
+            "modality_config": {modality: output for modality in ("text", "image", "video", "message")},
+            "module_output_name": "token_embeddings",
+            "unpad_inputs": False,
+        },
+        "config_sentence_transformers.json": {
+            "model_type": "SentenceTransformer",
+            "prompts": {"query": QUERY_INSTRUCTION, "document": ""},
+            "default_prompt_name": None,
+            "similarity_fn_name": "cosine",
+        },
+        "1_Pooling/config.json": {
+            "embedding_dimension": dimension,
+            "pooling_mode": "lasttoken",
+            "include_prompt": True,
+        },
+    }
+    for name, content in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(json.dumps(content, indent=2) + "\n")
+
+
+EMBEDDING_CHAT_TEMPLATE_FILE = "additional_chat_templates/embedding.jinja"
+
+
+def write_embedding_chat_template(folder: str | Path) -> Path:
+    """Write GVE's embedding chat template (the one vLLM needs) into a checkpoint folder."""
+    path = Path(folder) / EMBEDDING_CHAT_TEMPLATE_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(remote_class("processing_gve.GVEProcessor").embedding_chat_template)
+    return path

@@ -23,7 +23,7 @@ if __package__ in (None, ""):
 import torch
 from safetensors.torch import save_file
 
-from scripts.common import REMOTE_CODE_FILES, ROOT, remote_class
+from scripts.common import REMOTE_CODE_FILES, ROOT, remote_class, write_sentence_transformers_files
 
 # The stock Qwen2.5-VL chat template, as published with Qwen/Qwen2.5-VL-*-Instruct.
 QWEN2_5_VL_CHAT_TEMPLATE = (
@@ -214,9 +214,10 @@ def make_tiny_checkpoint(out_dir: str | Path, layout: str = "v5", seed: int = 0)
         image_processor=Qwen2VLImageProcessor(),
         tokenizer=tokenizer,
         video_processor=Qwen2VLVideoProcessor(),
-        chat_template=QWEN2_5_VL_CHAT_TEMPLATE,
+        chat_template={"default": QWEN2_5_VL_CHAT_TEMPLATE, "embedding": processor_class.embedding_chat_template},
     )
     processor.save_pretrained(out)
+    write_sentence_transformers_files(out, dimension=TEXT_HIDDEN)
     return out
 
 

@@ -1,6 +1,8 @@
 """Shared fixtures: tiny GVE checkpoints, the stock Qwen2.5-VL reference and synthetic media."""
 
+import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -64,3 +66,23 @@ def media(tmp_path_factory) -> dict[str, Path]:
     (folder / "truncated.png").write_bytes(data[: len(data) // 2])
     files["truncated_image"] = folder / "truncated.png"
     return files
+
+
+HUB_REPO = "Alibaba-NLP/GVE-tiny"
+
+
+@pytest.fixture(scope="session")
+def hub_cache(tiny_path, tmp_path_factory) -> Path:
+    """A Hugging Face Hub cache holding the tiny checkpoint as `Alibaba-NLP/GVE-tiny`, filled locally.
+
+    It has `main` and a tag `v2` whose config changes the default instruction to "Revision two.".
+    """
+    cache = tmp_path_factory.mktemp("hub")
+    repo = cache / ("models--" + HUB_REPO.replace("/", "--"))
+    (repo / "refs").mkdir(parents=True)
+    for ref, commit in (("main", "1" * 40), ("v2", "2" * 40)):
+        (repo / "refs" / ref).write_text(commit)
+        snapshot = shutil.copytree(tiny_path, repo / "snapshots" / commit)
+    config = json.loads((snapshot / "config.json").read_text())
+    (snapshot / "config.json").write_text(json.dumps({**config, "default_instruction": "Revision two."}))
+    return cache

@@ -70,7 +70,7 @@ def test_prompt_format(processor):
     assert prompt == (
         "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
         "<|im_start|>user\n<|vision_start|><|video_pad|><|vision_end|><|vision_start|><|image_pad|><|vision_end|>"
-        "hello<|im_end|>\n<|im_start|>assistant\n"
+        "hello<|im_end|>\n<|im_start|>assistant\n<|endoftext|>"
     )
     assert processor.load("hi", "Find the video.").prompt.startswith("<|im_start|>system\nFind the video.<|im_end|>")
     assert processor.load({"text": "hi", "instruction": "Per item."}).prompt.startswith("<|im_start|>system\nPer item.")
@@ -133,7 +133,7 @@ def test_long_text_is_truncated_keeping_the_pooling_token(model, processor):
     tail = processor.tokenizer("<|im_end|>\n<|im_start|>assistant\n<|endoftext|>")["input_ids"]
     assert batch["input_ids"][1, -len(tail) :].tolist() == tail
     text_ids = processor.tokenizer(text)["input_ids"]
-    excess = len(processor.tokenizer(processor.load(text).prompt)["input_ids"]) + 1 - 64
+    excess = len(processor.tokenizer(processor.load(text).prompt)["input_ids"]) - 64
     kept = text_ids[: len(text_ids) - excess]  # the text loses its end, nothing else
     assert batch["input_ids"][1, -len(tail) - len(kept) : -len(tail)].tolist() == kept
     untouched = processor.tokenizer("short")["input_ids"]

@@ -1,10 +1,7 @@
 """Loading: both key layouts, incomplete checkpoints, stock loaders, the Hub cache and the root config."""
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 import textwrap
 
 import pytest
@@ -21,6 +18,7 @@ from transformers import (
 )
 
 from scripts.common import REMOTE_CODE_FILES, ROOT
+from tests.hub import run_offline
 
 
 @pytest.mark.parametrize("layout", ["v5", "legacy"])
@@ -142,29 +140,13 @@ HUB_SCRIPT = textwrap.dedent(
 )
 
 
-def test_hub_repo_id_loads_offline_from_a_populated_cache(tiny_path, model, tmp_path):
+def test_hub_repo_id_loads_offline_from_a_populated_cache(hub_cache, model, tmp_path):
     """The real Hub code path, with a Hub cache filled locally and HF_HUB_OFFLINE=1.
 
-    The repo has `main` and a tag `v2` whose config changes the default instruction: a model pinned
-    to `v2` must load its processor and settings from `v2` too.
+    A model pinned to the tag `v2` (whose config changes the default instruction) must load its
+    processor and settings from `v2` too.
     """
-    repo = tmp_path / "hub" / "models--Alibaba-NLP--GVE-tiny"
-    (repo / "refs").mkdir(parents=True)
-    for ref, commit in (("main", "1" * 40), ("v2", "2" * 40)):
-        (repo / "refs" / ref).write_text(commit)
-        snapshot = shutil.copytree(tiny_path, repo / "snapshots" / commit)
-    config = json.loads((snapshot / "config.json").read_text())
-    (snapshot / "config.json").write_text(json.dumps({**config, "default_instruction": "Revision two."}))
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "HF_HUB_CACHE": str(tmp_path / "hub"),
-        "HF_MODULES_CACHE": str(tmp_path / "modules"),
-        "PYTHONPATH": "",
-    }
-    result = subprocess.run([sys.executable, "-c", HUB_SCRIPT], env=env, cwd=tmp_path, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-3000:]
-    output = json.loads(result.stdout.strip().splitlines()[-1])
+    output = run_offline(HUB_SCRIPT, hub_cache, tmp_path)
     text = ["a red square moves to the right"]
     torch.testing.assert_close(torch.tensor(output["main"]), model.encode(text))
     assert output["v2_instruction"] == "Revision two."

@@ -149,7 +149,7 @@ def test_forward_refuses_vision_inputs_without_token_types(model, processor, cas
 
 
 def test_forward_warns_when_the_pooling_token_is_missing(model, processor):
-    prompt = processor.load("a text").prompt
-    bare = processor.tokenizer([prompt], return_tensors="pt")  # the stock processor's output: no pooling token
+    prompt = processor.load("a text").prompt.removesuffix(processor.pooling_token)
+    bare = processor.tokenizer([prompt], return_tensors="pt")  # the seed card's bug: no pooling token
     with pytest.warns(UserWarning, match="pooling token .* do not end with it"):
         model(**bare)
