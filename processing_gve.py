@@ -60,6 +60,29 @@ class GVEItem:
     videos: list[torch.Tensor] = field(default_factory=list)
     video_fps: list[float] = field(default_factory=list)
 
+    def as_vllm_request(self) -> dict[str, Any]:
+        """This input as a vLLM offline `LLM.embed` request, carrying exactly GVE's model inputs.
+
+        The prompt ends with the pooling token; video frames go as the THWC float arrays that
+        qwen-vl-utils produced, with sampling metadata that gives vLLM the same time positions.
+        """
+        data: dict[str, Any] = {}
+        if self.images:
+            data["image"] = self.images[0] if len(self.images) == 1 else self.images
+        videos = []
+        for frames, fps in zip(self.videos, self.video_fps, strict=True):
+            count = len(frames)
+            metadata = {
+                "fps": fps,
+                "frames_indices": list(range(count)),
+                "total_num_frames": count,
+                "duration": count / fps,
+            }
+            videos.append((frames.permute(0, 2, 3, 1).numpy(), metadata))
+        if videos:
+            data["video"] = videos[0] if len(videos) == 1 else videos
+        return {"prompt": self.prompt, "multi_modal_data": data} if data else {"prompt": self.prompt}
+
 
 def _media_kind(text: str) -> str | None:
     """Whether a bare string names an image or a video (by URL scheme or file extension)."""
@@ -213,6 +236,16 @@ class GVEProcessor(Qwen2_5_VLProcessor):
         config = self.embedding_config
         video_options = {**config.video_options(), **_pick(options, VIDEO_OPTIONS), **_pick(content, VIDEO_OPTIONS)}
         image_options = {**config.image_options(), **_renamed(options), **_renamed(content)}
+        needed = self.video_processor.temporal_patch_size
+        if "video" in content and video_options["max_frames"] < needed:
+            raise GVEInputError(f"{label}: max_frames must be at least {needed} (the temporal patch size)")
+        for kind, chosen in (("video", video_options), ("image", image_options)):
+            if kind in content and chosen.get("min_pixels", 0) > chosen.get("max_pixels", float("inf")):
+                prefix = "" if kind == "video" else "image_"
+                raise GVEInputError(
+                    f"{label}: {prefix}min_pixels ({chosen['min_pixels']}) exceeds {prefix}max_pixels "
+                    f"({chosen['max_pixels']})"
+                )
         instruction = content.get("instruction", instruction)
         if instruction is None:
             instruction = config.default_instruction
@@ -290,10 +323,16 @@ class GVEProcessor(Qwen2_5_VLProcessor):
 
         if isinstance(source, str) and (path := _local_path(source)) is not None and not os.path.isfile(path):
             raise GVEInputError(f"{label}: image file not found: {_describe(source)}")
-        try:
-            return fetch_image({"image": source, **options})
-        except Exception as error:
-            raise GVEInputError(f"{label}: could not read image {_describe(source)}: {error}") from error
+        with contextlib.ExitStack() as stack:
+            if isinstance(source, str) and source.startswith(URL_PREFIXES):
+                # qwen-vl-utils would fetch it with no timeout
+                source_file = stack.enter_context(_downloaded(source, label, "image"))
+            else:
+                source_file = source
+            try:
+                return fetch_image({"image": source_file, **options})
+            except Exception as error:
+                raise GVEInputError(f"{label}: could not read image {_describe(source)}: {error}") from error
 
     def _fetch_video(self, source: Any, options: dict, label: str) -> tuple[torch.Tensor, float]:
         """Decode and sample one video with qwen-vl-utils; returns its frames and their rate."""
@@ -314,7 +353,7 @@ class GVEProcessor(Qwen2_5_VLProcessor):
             raise GVEInputError(f"{label}: video file not found: {_describe(source)}")
         with contextlib.ExitStack() as stack:
             if path is None:
-                path = stack.enter_context(_downloaded(source, label))
+                path = stack.enter_context(_downloaded(source, label, "video"))
             element["video"] = path  # a plain path: decord reads neither file:// nor non-seekable URLs
             try:
                 return fetch_video(element, return_video_sample_fps=True)
@@ -499,15 +538,16 @@ def _first_line(error: Exception) -> str:
 
 
 @contextlib.contextmanager
-def _downloaded(url: str, label: str, timeout: float = 60.0) -> Iterator[str]:
-    """Download a video URL to a temporary file, removed afterwards.
+def _downloaded(url: str, label: str, kind: str, timeout: float = 60.0) -> Iterator[str]:
+    """Download an image or video URL to a temporary file, removed afterwards.
 
     decord streams URLs only from servers that answer HTTP range requests, and fails on the rest
-    ("partial file"), so videos are read from a local copy.
+    ("partial file"); qwen-vl-utils fetches image URLs with no timeout. So media are read from a
+    local copy, downloaded with a timeout (per network read).
     """
     requests = _optional_import("requests", "requests")
-    suffix = os.path.splitext(url.split("?", 1)[0].split("#", 1)[0])[1][:8] or ".mp4"
-    handle, path = tempfile.mkstemp(suffix=suffix, prefix="gve-video-")
+    suffix = os.path.splitext(url.split("?", 1)[0].split("#", 1)[0])[1][:8]
+    handle, path = tempfile.mkstemp(suffix=suffix, prefix=f"gve-{kind}-")
     try:
         with os.fdopen(handle, "wb") as file, requests.get(url, stream=True, timeout=timeout) as response:
             response.raise_for_status()
@@ -515,7 +555,7 @@ def _downloaded(url: str, label: str, timeout: float = 60.0) -> Iterator[str]:
                 file.write(chunk)
     except Exception as error:
         os.remove(path)
-        raise GVEInputError(f"{label}: could not download video {_describe(url)}: {error}") from error
+        raise GVEInputError(f"{label}: could not read {kind} {_describe(url)}: {error}") from error
     try:
         yield path
     finally:

@@ -38,34 +38,6 @@ def parity_inputs(folder: Path) -> dict[str, object]:
     }
 
 
-def vllm_request(processor, item, instruction: str | None = None) -> dict:
-    """The vLLM `embed` request for one input: GVE's prompt and the media GVE itself decodes.
-
-    Video frames go as the THWC float arrays qwen-vl-utils produced (no rounding to uint8), with
-    their sampling metadata, so that vLLM computes the same time positions (`second_per_grid_ts`)
-    as the transformers processor.
-    """
-    loaded = processor.load(item, instruction)
-    data = {}
-    if loaded.images:
-        data["image"] = loaded.images[0]
-    if loaded.videos:
-        frames = loaded.videos[0].permute(0, 2, 3, 1).numpy()
-        fps = loaded.video_fps[0]
-        metadata = {
-            "fps": fps,
-            "frames_indices": list(range(len(frames))),
-            "total_num_frames": len(frames),
-            "duration": len(frames) / fps,
-            "video_backend": "decord",
-        }
-        data["video"] = (frames, metadata)
-    request = {"prompt": loaded.prompt}
-    if data:
-        request["multi_modal_data"] = data
-    return request
-
-
 def check_parity(model_id: str, dtype: str = "bfloat16", threshold: float = 0.999) -> dict:
     """Embed every parity input with vLLM and with `model.encode`; return the cosines and the verdict."""
     from transformers import AutoModel
@@ -85,7 +57,7 @@ def check_parity(model_id: str, dtype: str = "bfloat16", threshold: float = 0.99
     )
     with tempfile.TemporaryDirectory() as folder:
         inputs = parity_inputs(Path(folder))
-        requests = [vllm_request(processor, item) for item in inputs.values()]
+        requests = [processor.load(item).as_vllm_request() for item in inputs.values()]
         outputs = llm.embed(requests)
         expected = model.encode(list(inputs.values()))
     cosines = {}

@@ -1,8 +1,11 @@
 """Shared fixtures: tiny GVE checkpoints, the stock Qwen2.5-VL reference and synthetic media."""
 
+import functools
+import http.server
 import json
 import os
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -86,3 +89,19 @@ def hub_cache(tiny_path, tmp_path_factory) -> Path:
     config = json.loads((snapshot / "config.json").read_text())
     (snapshot / "config.json").write_text(json.dumps({**config, "default_instruction": "Revision two."}))
     return cache
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002 - the base class's name
+        pass
+
+
+@pytest.fixture(scope="session")
+def http_root(media):
+    """A loopback HTTP server over the media folder; yields its base URL."""
+    handler = functools.partial(_QuietHandler, directory=str(media["image"].parent))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()

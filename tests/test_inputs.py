@@ -1,9 +1,5 @@
 """Input kinds, controls and bad inputs of `model.encode` / `processor.prepare`."""
 
-import functools
-import http.server
-import threading
-
 import numpy as np
 import pytest
 import torch
@@ -186,6 +182,17 @@ def test_vision_tokens_beyond_max_length_are_refused(processor, media):
         ("wrong frame type", lambda m: [Image.new("RGB", (28, 28)), 3], "video frame 1 must be a PIL image"),
         ("wrong control", lambda m: {"video": str(m["video"]), "fps": "fast"}, "fps must be a positive number"),
         ("negative control", lambda m: {"video": str(m["video"]), "max_frames": -2}, "max_frames must be a positive"),
+        ("one-frame sampling", lambda m: {"video": str(m["video"]), "max_frames": 1}, "max_frames must be at least 2"),
+        (
+            "video pixel bounds crossed",
+            lambda m: {"video": str(m["video"]), "min_pixels": 9000, "max_pixels": 800},
+            "min_pixels (9000) exceeds max_pixels (800)",
+        ),
+        (
+            "image pixel bounds crossed",
+            lambda m: {"image": str(m["image"]), "image_min_pixels": 9000, "image_max_pixels": 800},
+            "image_min_pixels (9000) exceeds image_max_pixels (800)",
+        ),
     ],
 )
 def test_bad_input_names_its_position_and_reason(processor, media, name, build, expected):
@@ -207,18 +214,6 @@ def test_video_errors_report_the_cause_not_the_fallback(processor, media):
 
 
 # ---------------------------------------------------------------------- URLs
-
-
-@pytest.fixture(scope="module")
-def http_root(media):
-    """A loopback HTTP server over the media folder."""
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(media["image"].parent))
-    handler.log_message = lambda *args: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
 
 
 def test_image_and_video_urls(model, media, http_root):

@@ -30,19 +30,50 @@ def test_readme_starts_with_the_two_setup_commands():
     assert len([line for line in before.splitlines() if line.strip()]) == 2
 
 
-def test_readme_usage_snippet_runs(tiny_path, media):
-    snippet = python_blocks(README)[0]
-    for published, local in {
+PYTHON_BLOCKS = python_blocks(README)
+RUNNABLE = [block for block in PYTHON_BLOCKS if "from vllm" not in block]  # vLLM needs a GPU
+
+
+def test_readme_documents_every_entry_point():
+    joined = "\n".join(PYTHON_BLOCKS)
+    for entry_point in ("AutoModel.from_pretrained", "SentenceTransformer(", "EndpointHandler(", "LLM("):
+        assert entry_point in joined, entry_point
+    assert "vllm serve" in README and "--runner pooling" in README
+
+
+@pytest.mark.parametrize("index", range(len(RUNNABLE)))
+def test_readme_snippet_runs(index, tiny_path, media, http_root, monkeypatch):
+    monkeypatch.setenv("GVE_ALLOW_PRIVATE_HOSTS", "true")  # the test's media server is on loopback
+    snippet = RUNNABLE[index]
+    replacements = {
         "Alibaba-NLP/GVE-7B": str(tiny_path),
         "clip.mp4": str(media["video"]),
         "photo.jpg": str(media["image"]),
-    }.items():
-        assert published in snippet
+        "https://example.com": http_root,
+    }
+    assert any(published in snippet for published in replacements)
+    for published, local in replacements.items():
         snippet = snippet.replace(published, local)
     scope: dict = {}
     exec(compile(snippet, "README.md", "exec"), scope)
-    assert scope["scores"].shape == (2, 3)
-    assert scope["documents"].dtype == torch.float32
+    for name, shape in (("scores", (2, 3)), ("short", (1, 64)), ("small", (1, 64))):
+        if name in scope:
+            assert tuple(scope[name].shape) == shape, name
+    if "vectors" in scope:
+        assert len(scope["vectors"]) == 2 and len(scope["vectors"][0]) == 64 and len(scope["similarities"]) == 2
+
+
+def test_widget_example_is_answered_by_the_handler(tiny_path, model):
+    from huggingface_hub import ModelCard
+
+    from handler import EndpointHandler
+
+    widget = ModelCard(README).data.widget
+    assert widget and {"source_sentence", "sentences"} <= widget[0].keys()
+    scores = EndpointHandler(str(tiny_path))({"inputs": widget[0]})
+    source = model.encode([widget[0]["source_sentence"]])
+    expected = (model.encode(widget[0]["sentences"]) @ source.T)[:, 0]
+    torch.testing.assert_close(torch.tensor(scores), expected, rtol=1e-4, atol=1e-5)
 
 
 def test_make_tiny_checkpoint_cli_is_reproducible(tmp_path):

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 from transformers import AutoProcessor
 
-from scripts.check_vllm_parity import parity_inputs, vllm_request
+from scripts.check_vllm_parity import parity_inputs
 from scripts.common import EMBEDDING_CHAT_TEMPLATE_FILE, ROOT
 
 TEMPLATE = (ROOT / EMBEDDING_CHAT_TEMPLATE_FILE).read_text()
@@ -76,7 +76,7 @@ def test_offline_requests_carry_exactly_gve_inputs(processor, tiny_path, tmp_pat
     """Each request, processed as vLLM does it (stock processor), gives `prepare`'s model inputs."""
     stock = AutoProcessor.from_pretrained(tiny_path)
     for name, item in parity_inputs(tmp_path).items():
-        request = vllm_request(processor, item)
+        request = processor.load(item).as_vllm_request()
         data = request.get("multi_modal_data", {})
         kwargs = {}
         if "video" in data:
