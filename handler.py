@@ -120,25 +120,10 @@ class HandlerError(ValueError):
 
 @dataclass(frozen=True)
 class HandlerLimits:
-    """What one request may ask for.
+    """What one request may ask for: the limits table in this module's docstring documents each field.
 
-    Each limit is a keyword argument of `EndpointHandler`, else its environment variable, else the default:
-
-    | limit | environment variable | default | what it bounds |
-    | --- | --- | --- | --- |
-    | `max_inputs` | `GVE_MAX_INPUTS` | 32 | inputs per request (sentence-similarity: sentences) |
-    | `max_payload_bytes` | `GVE_MAX_PAYLOAD_BYTES` | 20000000 | the request, serialised as JSON |
-    | `allowed_schemes` | `GVE_ALLOWED_SCHEMES` | `http,https` | URL schemes media are downloaded from |
-    | `download_timeout` | `GVE_DOWNLOAD_TIMEOUT` | 10 | seconds for one download, in all |
-    | `max_image_bytes` | `GVE_MAX_IMAGE_BYTES` | 20000000 | one image, downloaded or from a data URI |
-    | `max_video_bytes` | `GVE_MAX_VIDEO_BYTES` | 200000000 | one video, downloaded or from a data URI |
-    | `max_text_chars` | `GVE_MAX_TEXT_CHARS` | 20000 | characters of one text, and of the instruction |
-    | `max_fps` | `GVE_MAX_FPS` | 8 | the `fps` parameter |
-    | `max_frames` | `GVE_MAX_FRAMES` | 64 | the `max_frames` parameter |
-    | `max_pixels` | `GVE_MAX_PIXELS` | 1003520 (1280·28·28) | `*_pixels` parameters (`total_pixels`: × max_frames) |
-    | `allow_private_hosts` | `GVE_ALLOW_PRIVATE_HOSTS` | False | downloads from internal (loopback, private) hosts |
-
-    `allowed_schemes` is a subset of http and https (comma-separated in the variable).
+    Each limit is a keyword argument of `EndpointHandler`, else its `GVE_<NAME>` environment variable, else
+    the default. `allowed_schemes` is a subset of http and https (comma-separated in the variable).
     """
 
     max_inputs: int = 32

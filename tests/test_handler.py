@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 import handler as handler_module
 from handler import TEMP_PREFIX, EndpointHandler, HandlerError, HandlerLimits
+from scripts.common import ROOT
 
 INSTRUCTION = "Find the video that matches the query."
 
@@ -737,9 +738,8 @@ def test_unknown_limit_is_refused_before_loading():
         EndpointHandler("/nonexistent", max_input=3)
 
 
-def test_limits_table_is_documented_once_and_matches_the_defaults():
-    table = re.findall(r"^ *(\| `.*)$", HandlerLimits.__doc__, flags=re.M)
-    assert table and "\n".join(table) in handler_module.__doc__
+def test_limits_table_documents_every_limit_and_its_default():
+    table = re.findall(r"^(\| `[a-z_]+` \| `GVE_.*)$", handler_module.__doc__, flags=re.M)
     defaults = HandlerLimits()
     documented = {}
     for row in table:
@@ -750,6 +750,8 @@ def test_limits_table_is_documented_once_and_matches_the_defaults():
     for name, default in documented.items():
         value = getattr(defaults, name)
         assert default == (",".join(value) if isinstance(value, tuple) else str(value).removesuffix(".0")), name
+    readme = (ROOT / "README.md").read_text()
+    assert "\n".join(table) in readme  # the README carries the same table
 
 
 @pytest.fixture(scope="module")
