@@ -10,6 +10,37 @@ if str(ROOT) not in sys.path:
 # The remote code that a GVE checkpoint folder carries, loaded by `trust_remote_code=True`.
 REMOTE_CODE_FILES = ("configuration_gve.py", "modeling_gve.py", "processing_gve.py")
 
+# Every file a complete GVE folder has, besides its weights (model.safetensors, or shards and their index).
+REQUIRED_FILES = (
+    "config.json",
+    *REMOTE_CODE_FILES,
+    "processor_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "chat_template.jinja",
+    "additional_chat_templates/embedding.jinja",
+    "sentence_transformers_gve.py",
+    "modules.json",
+    "sentence_bert_config.json",
+    "config_sentence_transformers.json",
+    "1_Pooling/config.json",
+    "handler.py",
+    "requirements.txt",
+    "README.md",
+)
+
+# What push_to_hub uploads: the required files, the weights, and the few optional files a base may bring.
+HUB_ALLOW_PATTERNS = (
+    *REQUIRED_FILES,
+    "model.safetensors",
+    "model-*-of-*.safetensors",
+    "model.safetensors.index.json",
+    "generation_config.json",
+    "vocab.json",
+    "merges.txt",
+    "additional_chat_templates/*.jinja",
+)
+
 
 def remote_class(reference: str, folder: str | Path = ROOT) -> type:
     """Import a class of the remote code (e.g. ``"processing_gve.GVEProcessor"``) from `folder`.

@@ -5,6 +5,8 @@ import http.server
 import json
 import os
 import shutil
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -14,6 +16,7 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from scripts.common import ROOT  # noqa: E402
 from scripts.make_tiny_checkpoint import make_tiny_checkpoint  # noqa: E402
 from scripts.synthetic_media import moving_square, write_image, write_video  # noqa: E402
 
@@ -105,3 +108,60 @@ def http_root(media):
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
+
+
+def make_adapter(base_path, out, seed: int = 0, **config_changes):
+    """A LoRA adapter on both towers of a Qwen2.5-VL base, with random (non-zero) B matrices."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(base_path, dtype=torch.float32)
+    if config_changes:  # an adapter for another base: same module names, other shapes
+        config = model.config
+        for key, value in config_changes.items():
+            setattr(config.text_config, key, value)
+        model = Qwen2_5_VLForConditionalGeneration(config)
+    lora = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "qkv", "down_proj"]))
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in lora.named_parameters():
+            if "lora_B" in name:
+                param.copy_(torch.randn(param.shape, generator=generator) * 0.5)
+    lora.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def adapter(tiny_path, tmp_path_factory):
+    return make_adapter(tiny_path, tmp_path_factory.mktemp("adapter") / "lora")
+
+
+@pytest.fixture(scope="session")
+def built(tiny_path, adapter, tmp_path_factory):
+    """The folder built by the command line, in float32, in small shards."""
+    out = tmp_path_factory.mktemp("built") / "GVE-tiny"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "build_checkpoint.py"),
+            "--base",
+            str(tiny_path),
+            "--adapter",
+            str(adapter),
+            "--out",
+            str(out),
+            "--dtype",
+            "float32",
+            "--max-shard-size",
+            "300KB",
+            "--model-id",
+            "Alibaba-NLP/GVE-tiny",
+            "--base-model",
+            "Qwen/Qwen2.5-VL-3B-Instruct",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "reload cosine" in result.stdout
+    return out
