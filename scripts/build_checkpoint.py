@@ -93,6 +93,7 @@ def build_checkpoint(
     base_model = base_model or base
     if base_model is None or base_model.count("/") != 1 or Path(base_model).exists():
         raise CheckpointError("give --base-model: the Hub id of the base model, for the model card")
+    card = _model_card(model_id, base_model, results)  # before any heavy work: bad card inputs fail fast
 
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent if out.parent.exists() else None))
     try:
@@ -129,7 +130,7 @@ def build_checkpoint(
         gc.collect()
 
         _write_config(source, work, dtype)
-        _write_repo_files(work, model_id=model_id, base_model=base_model, results=results)
+        _write_repo_files(work, card)
         check_folder(work)
         cosine = _verify_reload(work, batch, reference)
         if cosine < MIN_COSINE[dtype]:
@@ -239,16 +240,23 @@ def _write_config(source: str, folder: Path, dtype: str) -> None:
     config.save_pretrained(folder)
 
 
-def _write_repo_files(folder: Path, model_id: str | None, base_model: str | None, results) -> None:
+def _model_card(model_id: str | None, base_model: str, results) -> str:
+    from scripts.make_model_card import ModelCardError, render_model_card
+
+    options = {"model_id": model_id, "base_model": base_model, "results_path": results}
+    try:
+        return render_model_card(**{key: value for key, value in options.items() if value is not None})
+    except ModelCardError as error:
+        raise CheckpointError(f"cannot write the model card: {error}") from error
+
+
+def _write_repo_files(folder: Path, card: str) -> None:
     for name in (*REMOTE_CODE_FILES, "handler.py", "requirements.txt"):
         shutil.copy2(ROOT / name, folder / name)
     dimension = json.loads((folder / "config.json").read_text())["text_config"]["hidden_size"]
     write_sentence_transformers_files(folder, dimension)
     write_embedding_chat_template(folder)
-    from scripts.make_model_card import render_model_card
-
-    card_options = {"model_id": model_id, "base_model": base_model, "results_path": results}
-    (folder / "README.md").write_text(render_model_card(**{k: v for k, v in card_options.items() if v is not None}))
+    (folder / "README.md").write_text(card)
     shutil.rmtree(folder / ".verification", ignore_errors=True)
 
 

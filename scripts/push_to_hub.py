@@ -103,7 +103,7 @@ def _check_model_card(folder: Path, repo_id: str, results: str | Path | None) ->
     """Refuse a README that is not what the generator writes for this repo (and its base model)."""
     from huggingface_hub import ModelCard
 
-    from scripts.make_model_card import render_model_card
+    from scripts.make_model_card import ModelCardError, render_model_card
 
     card = (folder / "README.md").read_text()
     base_model = ModelCard(card).data.base_model
@@ -111,7 +111,11 @@ def _check_model_card(folder: Path, repo_id: str, results: str | Path | None) ->
     options = {"model_id": repo_id, "base_model": base_model}
     if results is not None:
         options["results_path"] = results
-    if card != render_model_card(**options):
+    try:
+        expected = render_model_card(**options)
+    except ModelCardError as error:
+        raise PushError(f"cannot check the model card: {error}") from error
+    if card != expected:
         raise PushError(
             f"refusing to push: {folder / 'README.md'} is stale against the model card generator for {repo_id}; "
             "rebuild the folder, or regenerate the card with scripts/make_model_card.py"

@@ -133,6 +133,10 @@ def test_adapter_for_another_base_is_refused(tiny_path, tmp_path):
         (["--base", "BASE"], "give --base and --adapter (to merge a LoRA), or --merged"),
         (["--merged", "BASE", "--adapter", "/x"], "give either --merged, or --base with --adapter, not both"),
         (["--merged", "BASE"], "give --base-model: the Hub id of the base model"),
+        (
+            ["--merged", "BASE", "--base-model", "Qwen/Qwen2.5-VL-3B-Instruct", "--results", "/nonexistent/r.json"],
+            "cannot write the model card: results file /nonexistent/r.json does not exist",
+        ),
     ],
 )
 def test_bad_arguments_fail_clearly(tiny_path, tmp_path, arguments, message):

@@ -148,6 +148,7 @@ def test_refuses_a_stale_model_card(folder):
     [
         (["--repo-id", "GVE-tiny"], "--repo-id must be 'owner/name'"),
         (["--repo-id", REPO, "--tag", "v1", "--create-pr"], "--tag and --create-pr do not go together"),
+        (["--repo-id", REPO, "--results", "/nonexistent/r.json"], "results file /nonexistent/r.json does not exist"),
     ],
 )
 def test_bad_arguments(folder, arguments, message):
