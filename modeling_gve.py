@@ -7,8 +7,12 @@ mapping given to `from_pretrained`. A `lm_head` in the checkpoint is ignored. Lo
 when the checkpoint does not cover the whole backbone.
 """
 
+import os
 import warnings
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -148,65 +152,160 @@ class GVEModel(Qwen2_5_VLPreTrainedModel):
     def processor(self, value) -> None:
         self._processor = value
 
-    @torch.inference_mode()
     def encode(
         self,
         inputs: Any,
         instruction: str | None = None,
-        batch_size: int = 8,
+        batch_size: int = 16,
         show_progress_bar: bool | None = None,
         *,
-        fps: float | None = None,
-        max_frames: int | None = None,
-        min_pixels: int | None = None,
-        max_pixels: int | None = None,
-        total_pixels: int | None = None,
-        image_min_pixels: int | None = None,
-        image_max_pixels: int | None = None,
+        max_batch_tokens: int = 16384,
+        num_workers: int | None = None,
+        on_error: str = "raise",
         max_length: int | None = None,
-    ) -> torch.Tensor:
-        """Embed inputs; returns a float32 `[N, D]` tensor of L2-normalised embeddings on the CPU.
+        **controls: Any,
+    ) -> "torch.Tensor | EncodeResult":
+        """Embed inputs; returns a float32 `[N, D]` tensor of L2-normalised embeddings on the CPU, in input order.
 
         Args:
-            inputs: one input or a list of them. An input is a text, a PIL image, an image or video
-                path or URL, a list of frames (one video), or a dict with any of `text`, `image` and
-                `video` (a composed query), optionally with its own `instruction` and controls.
+            inputs: one input, or a list or any iterable of them (a generator is read as it goes). An
+                input is a text, a PIL image, an image or video path or URL, a list of frames (one
+                video), or a dict with any of `text`, `image` and `video` (a composed query),
+                optionally with its own `instruction` and controls.
             instruction: the system instruction (default: the checkpoint's `default_instruction`).
                 Set a task instruction for queries; leave documents on the default.
-            batch_size: inputs per forward pass.
+            batch_size: most inputs per forward pass.
             show_progress_bar: show a progress bar (default: when there is more than one batch).
-            fps, max_frames, min_pixels, max_pixels, total_pixels: video sampling controls; defaults
-                from the config (fps 1.0, at most 8 frames of at most 200·28·28 pixels).
-            image_min_pixels, image_max_pixels: image resolution controls.
+            max_batch_tokens: most tokens (padding included) per forward pass; inputs are grouped by
+                length so that little is padding.
+            num_workers: threads that read, decode and preprocess inputs while the model runs
+                (default: the number of CPU cores, at most 8).
+            on_error: "raise" (default) stops at the first input that cannot be embedded, with its
+                position; "skip" leaves such inputs out and returns an `EncodeResult` that lists them.
             max_length: maximum prompt length in tokens (default: the config's `max_length`).
+            **controls: video sampling (`fps`, `max_frames`, `min_pixels`, `max_pixels`, `total_pixels`;
+                defaults from the config: fps 1.0, at most 8 frames of at most 200·28·28 pixels) and
+                image resolution (`image_min_pixels`, `image_max_pixels`).
+        """
+        if isinstance(inputs, (str, dict)) or not isinstance(inputs, Iterable) or _is_image(inputs):
+            inputs = [inputs]
+        indices, rows, errors = [], [], {}
+        for index, output in self.encode_stream(
+            inputs,
+            instruction,
+            batch_size=batch_size,
+            show_progress_bar=show_progress_bar,
+            max_batch_tokens=max_batch_tokens,
+            num_workers=num_workers,
+            on_error=on_error,
+            max_length=max_length,
+            **controls,
+        ):
+            if isinstance(output, Exception):
+                errors[index] = str(output)
+            else:
+                indices.append(index)
+                rows.append(output)
+        embeddings = torch.stack(rows) if rows else torch.empty(0, self.config.text_config.hidden_size)
+        return EncodeResult(embeddings, indices, errors) if on_error == "skip" else embeddings
+
+    @torch.inference_mode()
+    def encode_stream(
+        self,
+        inputs: Iterable[Any],
+        instruction: str | None = None,
+        *,
+        batch_size: int = 16,
+        show_progress_bar: bool | None = None,
+        max_batch_tokens: int = 16384,
+        num_workers: int | None = None,
+        on_error: str = "raise",
+        max_length: int | None = None,
+        **controls: Any,
+    ) -> Iterator[tuple[int, "torch.Tensor | Exception"]]:
+        """Embed an iterable of inputs as it is read; yields `(position, embedding)` in input order.
+
+        The pipeline behind `encode` (same arguments). Worker threads read, decode and preprocess
+        the inputs ahead of the model (qwen-vl-utils and the processor, in order of submission);
+        each window of `2 * batch_size` read inputs is sorted by length and cut into batches of at
+        most `batch_size` inputs and `max_batch_tokens` tokens, padding included. Memory stays
+        bounded by a few windows, however long the iterable. With `on_error="skip"`, an input that
+        cannot be embedded yields `(position, GVEInputError)` instead of an embedding.
         """
         from tqdm.auto import tqdm
 
-        if isinstance(inputs, (str, dict)) or not isinstance(inputs, Iterable) or _is_image(inputs):
-            inputs = [inputs]
-        inputs = list(inputs)
-        options = {
-            "fps": fps,
-            "max_frames": max_frames,
-            "min_pixels": min_pixels,
-            "max_pixels": max_pixels,
-            "total_pixels": total_pixels,
-            "image_min_pixels": image_min_pixels,
-            "image_max_pixels": image_max_pixels,
-        }
-        options = {key: value for key, value in options.items() if value is not None}
-        starts = range(0, len(inputs), batch_size)
-        if show_progress_bar is None:
-            show_progress_bar = len(starts) > 1
-        embeddings = []
-        for start in tqdm(starts, desc="Embedding", disable=not show_progress_bar):
-            batch = self.processor.prepare(
-                inputs[start : start + batch_size], instruction, max_length=max_length, start=start, **options
-            )
-            embeddings.append(self(**self._to_device(batch)).pooler_output.cpu())
-        if not embeddings:
-            return torch.empty(0, self.config.text_config.hidden_size)
-        return torch.cat(embeddings)
+        if on_error not in ("raise", "skip"):
+            raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+        processor = self.processor
+        max_length = max_length or processor.embedding_config.max_length
+        if max_batch_tokens < max_length:
+            raise ValueError(f"max_batch_tokens ({max_batch_tokens}) must be at least max_length ({max_length})")
+        workers = num_workers or min(8, os.cpu_count() or 1)
+        window = 2 * batch_size
+        total = len(inputs) if hasattr(inputs, "__len__") else None
+        progress = tqdm(
+            total=total, desc="Embedding", unit="input", disable=_quiet(show_progress_bar, total, batch_size)
+        )
+
+        def load(index: int, item: Any):
+            try:
+                return processor.load(item, instruction, label=f"inputs[{index}]", **controls)
+            except ValueError as error:  # GVEInputError, and bad controls
+                if on_error == "raise":
+                    raise
+                return error
+
+        pending: deque = deque()
+        source = enumerate(inputs)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gve-load") as pool:
+
+            def refill() -> None:
+                while len(pending) < 2 * window:
+                    try:
+                        index, item = next(source)
+                    except StopIteration:
+                        return
+                    pending.append((index, pool.submit(load, index, item)))
+
+            try:
+                refill()
+                while pending:
+                    chunk = []
+                    while pending and len(chunk) < window:
+                        index, future = pending.popleft()
+                        chunk.append((index, future.result()))
+                        refill()  # keep the workers busy while the model runs on this window
+                    outputs = dict(
+                        self._embed_window(
+                            [entry for entry in chunk if not isinstance(entry[1], Exception)],
+                            batch_size,
+                            max_batch_tokens,
+                            max_length,
+                        )
+                    )
+                    for index, loaded in chunk:
+                        yield index, outputs.get(index, loaded)
+                    progress.update(len(chunk))
+            finally:
+                for _, future in pending:
+                    future.cancel()
+                progress.close()
+
+    def _embed_window(self, loaded: list, batch_size: int, max_batch_tokens: int, max_length: int):
+        """Embed read inputs, shortest first, in batches within the size and token budget."""
+        ordered = sorted(loaded, key=lambda entry: min(entry[1].num_tokens, max_length))
+        start = 0
+        while start < len(ordered):
+            end = start + 1
+            while end < len(ordered) and end - start < batch_size:
+                longest = min(ordered[end][1].num_tokens, max_length)  # sorted: the new one is the longest
+                if longest * (end - start + 1) > max_batch_tokens:
+                    break
+                end += 1
+            batch = self.processor.collate([item for _, item in ordered[start:end]], max_length=max_length)
+            embeddings = self(**self._to_device(batch)).pooler_output.cpu()
+            yield from zip((index for index, _ in ordered[start:end]), embeddings, strict=True)
+            start = end
 
     def _to_device(self, batch) -> dict:
         """Move model inputs to the model's device, with pixels in its dtype."""
@@ -219,10 +318,26 @@ class GVEModel(Qwen2_5_VLPreTrainedModel):
         return moved
 
 
+@dataclass
+class EncodeResult:
+    """What `encode(..., on_error="skip")` returns."""
+
+    embeddings: torch.Tensor  # [len(indices), D], the inputs that could be embedded
+    indices: list[int]  # the input position of each row
+    errors: dict[int, str]  # input position -> why it could not be embedded
+
+
+def _quiet(show_progress_bar: bool | None, total: int | None, batch_size: int) -> bool:
+    """Whether to hide the progress bar (by default it shows when there is more than one batch)."""
+    if show_progress_bar is not None:
+        return not show_progress_bar
+    return total is not None and total <= batch_size
+
+
 def _is_image(value: Any) -> bool:
     from PIL import Image
 
     return isinstance(value, Image.Image)
 
 
-__all__ = ["GVEModel"]
+__all__ = ["GVEModel", "EncodeResult"]
