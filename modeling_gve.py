@@ -249,7 +249,9 @@ class GVEModel(Qwen2_5_VLPreTrainedModel):
 
         def load(index: int, item: Any):
             try:
-                return processor.load(item, instruction, label=f"inputs[{index}]", **controls)
+                loaded = processor.load(item, instruction, label=f"inputs[{index}]", **controls)
+                processor.featurize(loaded, max_length, release_media=True)
+                return loaded
             except ValueError as error:  # GVEInputError, and bad controls
                 if on_error == "raise":
                     raise
@@ -260,7 +262,7 @@ class GVEModel(Qwen2_5_VLPreTrainedModel):
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gve-load") as pool:
 
             def refill() -> None:
-                while len(pending) < 2 * window:
+                while len(pending) < batch_size:
                     try:
                         index, item = next(source)
                     except StopIteration:

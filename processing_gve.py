@@ -60,6 +60,8 @@ class GVEItem:
     videos: list[torch.Tensor] = field(default_factory=list)
     video_fps: list[float] = field(default_factory=list)
     num_tokens: int = 0  # prompt length once the vision placeholders are expanded (before any truncation)
+    features: BatchFeature | None = None  # its own model inputs, once `GVEProcessor.featurize` has run
+    features_max_length: int | None = None
 
     def as_vllm_request(self) -> dict[str, Any]:
         """This input as a vLLM offline `LLM.embed` request, carrying exactly GVE's model inputs.
@@ -280,24 +282,43 @@ class GVEProcessor(Qwen2_5_VLProcessor):
             count += temporal * (height // unit) * (width // unit) - 1
         return count
 
+    def featurize(self, item: GVEItem, max_length: int | None = None, release_media: bool = False) -> BatchFeature:
+        """One loaded input's own model inputs (unpadded), computed once and kept on the item.
+
+        This is the costly part of preprocessing (image and video patches, tokenization, truncation),
+        so the encode pipeline runs it in its worker threads; `collate` then only pads and
+        concatenates. `release_media=True` drops the decoded media once they are no longer needed.
+        """
+        max_length = max_length or self.embedding_config.max_length
+        if item.features is None or item.features_max_length != max_length:
+            item.features = self._encode(
+                text=[item.prompt],
+                images=item.images or None,
+                videos=item.videos or None,
+                labels=[item.label],
+                fps=item.video_fps or None,
+                # qwen-vl-utils already sized the media to the patch grid, within the caller's limits.
+                images_kwargs={"do_resize": False},
+                truncation=True,
+                max_length=max_length,
+                return_tensors="pt",
+            )
+            item.features_max_length = max_length
+        if release_media:
+            item.images, item.videos = [], []
+        return item.features
+
     def collate(self, items: Sequence[GVEItem], max_length: int | None = None) -> BatchFeature:
         """Batch loaded inputs into model inputs, left-padded, each ending in the pooling token."""
-        images = [image for item in items for image in item.images]
-        videos = [video for item in items for video in item.videos]
-        fps = [value for item in items for value in item.video_fps]
-        return self._encode(
-            text=[item.prompt for item in items],
-            images=images or None,
-            videos=videos or None,
-            labels=[item.label for item in items],
-            fps=fps or None,
-            # qwen-vl-utils already sized the media to the patch grid, within the caller's limits.
-            images_kwargs={"do_resize": False},
-            padding=True,
-            truncation=True,
-            max_length=max_length or self.embedding_config.max_length,
-            return_tensors="pt",
-        )
+        features = [self.featurize(item, max_length) for item in items]
+        ids = [row["input_ids"][0].tolist() for row in features]
+        batch = dict(self.tokenizer.pad({"input_ids": ids}, padding=True, padding_side="left", return_tensors="pt"))
+        batch["mm_token_type_ids"] = torch.tensor(self.create_mm_token_type_ids(batch["input_ids"]))
+        for key in ("pixel_values", "image_grid_thw", "pixel_values_videos", "video_grid_thw", "second_per_grid_ts"):
+            parts = [row[key] for row in features if key in row]
+            if parts:
+                batch[key] = torch.cat(parts)
+        return BatchFeature(batch)
 
     @staticmethod
     def _parse(item: GVEInput, label: str) -> dict[str, Any]:
