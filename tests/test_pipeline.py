@@ -103,3 +103,45 @@ def test_bad_arguments(model, corpus):
         model.encode(corpus, on_error="ignore")
     with pytest.raises(TypeError, match=r"unknown option\(s\) \['max_frame'\]"):
         model.encode(corpus, max_frame=4)
+
+
+def test_benchmark_runs_and_prints_its_figures(tmp_path):
+    """A smoke run on a very small corpus: every path runs and the report carries every figure."""
+    import subprocess
+    import sys
+
+    from scripts.common import ROOT
+
+    command = [
+        sys.executable,
+        str(ROOT / "scripts" / "benchmark.py"),
+        "--videos",
+        "2",
+        "--images",
+        "1",
+        "--texts",
+        "1",
+        "--scale",
+        "2",
+        "--corpus-dir",
+        str(tmp_path / "corpus"),
+        "--output",
+        str(tmp_path / "out.json"),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for line in (
+        "(a) model card loop",
+        "(b) model.encode",
+        "(c) sentence-transformers",
+        "decode ceiling",
+        "(b) / decode ceiling:",
+        "(b) peak RSS, 1x corpus:",
+        "2x corpus (8 items, streamed)",
+    ):
+        assert line in result.stdout, line
+    import json
+
+    figures = json.loads((tmp_path / "out.json").read_text())
+    assert set(figures["results"]) == {"a", "b", "c", "ceiling"}
+    assert all(run["items"] == 4 and run["items_per_s"] > 0 for run in figures["results"].values())
