@@ -159,11 +159,8 @@ class GVEModel(Qwen2_5_VLPreTrainedModel):
         batch_size: int = 16,
         show_progress_bar: bool | None = None,
         *,
-        max_batch_tokens: int = 16384,
-        num_workers: int | None = None,
         on_error: str = "raise",
-        max_length: int | None = None,
-        **controls: Any,
+        **kwargs: Any,
     ) -> "torch.Tensor | EncodeResult":
         """Embed inputs; returns a float32 `[N, D]` tensor of L2-normalised embeddings on the CPU, in input order.
 
@@ -183,24 +180,20 @@ class GVEModel(Qwen2_5_VLPreTrainedModel):
             on_error: "raise" (default) stops at the first input that cannot be embedded, with its
                 position; "skip" leaves such inputs out and returns an `EncodeResult` that lists them.
             max_length: maximum prompt length in tokens (default: the config's `max_length`).
-            **controls: video sampling (`fps`, `max_frames`, `min_pixels`, `max_pixels`, `total_pixels`;
-                defaults from the config: fps 1.0, at most 8 frames of at most 200·28·28 pixels) and
-                image resolution (`image_min_pixels`, `image_max_pixels`).
+            fps, max_frames, min_pixels, max_pixels, total_pixels: video sampling (defaults from the
+                config: fps 1.0, at most 8 frames of at most 200·28·28 pixels).
+            image_min_pixels, image_max_pixels: image resolution.
+
+        `max_batch_tokens`, `num_workers`, `max_length` and the controls are keyword arguments of
+        `encode_stream`, which this collects.
         """
         if isinstance(inputs, (str, dict)) or not isinstance(inputs, Iterable) or _is_image(inputs):
             inputs = [inputs]
         indices, rows, errors = [], [], {}
-        for index, output in self.encode_stream(
-            inputs,
-            instruction,
-            batch_size=batch_size,
-            show_progress_bar=show_progress_bar,
-            max_batch_tokens=max_batch_tokens,
-            num_workers=num_workers,
-            on_error=on_error,
-            max_length=max_length,
-            **controls,
-        ):
+        stream = self.encode_stream(
+            inputs, instruction, batch_size=batch_size, show_progress_bar=show_progress_bar, on_error=on_error, **kwargs
+        )
+        for index, output in stream:
             if isinstance(output, Exception):
                 errors[index] = str(output)
             else:
