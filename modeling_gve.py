@@ -287,14 +287,15 @@ class GVEModel(Qwen2_5_VLPreTrainedModel):
                 progress.close()
 
     def _embed_window(self, loaded: list, batch_size: int, max_batch_tokens: int, max_length: int):
-        """Embed read inputs, shortest first, in batches within the size and token budget."""
-        ordered = sorted(loaded, key=lambda entry: min(entry[1].num_tokens, max_length))
+        """Embed featurized inputs, shortest first, in batches within the size and token budget."""
+        lengths = {index: item.features["input_ids"].shape[1] for index, item in loaded}
+        ordered = sorted(loaded, key=lambda entry: lengths[entry[0]])
         start = 0
         while start < len(ordered):
             end = start + 1
-            while end < len(ordered) and end - start < batch_size:
-                longest = min(ordered[end][1].num_tokens, max_length)  # sorted: the new one is the longest
-                if longest * (end - start + 1) > max_batch_tokens:
+            # sorted, so the input joining the batch is its longest
+            while end - start < batch_size and end < len(ordered):
+                if lengths[ordered[end][0]] * (end - start + 1) > max_batch_tokens:
                     break
                 end += 1
             batch = self.processor.collate([item for _, item in ordered[start:end]], max_length=max_length)

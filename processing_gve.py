@@ -59,7 +59,6 @@ class GVEItem:
     images: list[Image.Image] = field(default_factory=list)
     videos: list[torch.Tensor] = field(default_factory=list)
     video_fps: list[float] = field(default_factory=list)
-    num_tokens: int = 0  # prompt length once the vision placeholders are expanded (before any truncation)
     features: BatchFeature | None = None  # its own model inputs, once `GVEProcessor.featurize` has run
     features_max_length: int | None = None
 
@@ -267,20 +266,7 @@ class GVEProcessor(Qwen2_5_VLProcessor):
             parts.append({"type": "text", "text": content["text"]})
         conversation = [{"role": "system", "content": instruction}, {"role": "user", "content": parts}]
         loaded.prompt = self.apply_chat_template(conversation, chat_template=self.embedding_chat_template)
-        loaded.num_tokens = self._count_tokens(loaded)
         return loaded
-
-    def _count_tokens(self, item: GVEItem) -> int:
-        """The prompt's length in tokens with every image and video placeholder expanded."""
-        count = len(self.tokenizer(item.prompt, add_special_tokens=False)["input_ids"])
-        unit = self.image_processor.patch_size * self.image_processor.merge_size
-        for image in item.images:
-            count += (image.height // unit) * (image.width // unit) - 1
-        for video in item.videos:
-            frames, _, height, width = video.shape
-            temporal = -(-frames // self.video_processor.temporal_patch_size)
-            count += temporal * (height // unit) * (width // unit) - 1
-        return count
 
     def featurize(self, item: GVEItem, max_length: int | None = None, release_media: bool = False) -> BatchFeature:
         """One loaded input's own model inputs (unpadded), computed once and kept on the item.
