@@ -129,7 +129,7 @@ def build_checkpoint(
         del model
         gc.collect()
 
-        _write_config(source, work, dtype)
+        _write_config(processor.embedding_config, work, dtype)
         _write_repo_files(work, card)
         check_folder(work)
         cosine = _verify_reload(work, batch, reference)
@@ -223,17 +223,13 @@ def _write_processor(source: str, folder: Path):
         chat_template={**templates, "embedding": processor_class.embedding_chat_template},
     )
     processor.save_pretrained(folder)
-    processor.embedding_config = _gve_config(source)
+    # The source's config as a GVEConfig: GVE fields it already has are kept, the rest get their defaults.
+    processor.embedding_config = remote_class("configuration_gve.GVEConfig").from_pretrained(source)
     return processor
 
 
-def _gve_config(source: str | Path):
-    """The source's config as a GVEConfig: GVE fields it already has are kept, the rest get their defaults."""
-    return remote_class("configuration_gve.GVEConfig").from_pretrained(source)
-
-
-def _write_config(source: str, folder: Path, dtype: str) -> None:
-    config = _gve_config(source)
+def _write_config(config, folder: Path, dtype: str) -> None:
+    """Save the source's GVEConfig (read once, with the processor) with the auto_map and the output dtype."""
     config.architectures = ["Qwen2_5_VLForConditionalGeneration"]
     config.auto_map = {"AutoConfig": "configuration_gve.GVEConfig", "AutoModel": "modeling_gve.GVEModel"}
     config.dtype = dtype
