@@ -46,7 +46,6 @@ from scripts.common import (
     REQUIRED_FILES,
     ROOT,
     remote_class,
-    write_embedding_chat_template,
     write_sentence_transformers_files,
 )
 
@@ -251,7 +250,6 @@ def _write_repo_files(folder: Path, card: str) -> None:
         shutil.copy2(ROOT / name, folder / name)
     dimension = json.loads((folder / "config.json").read_text())["text_config"]["hidden_size"]
     write_sentence_transformers_files(folder, dimension)
-    write_embedding_chat_template(folder)
     (folder / "README.md").write_text(card)
     shutil.rmtree(folder / ".verification", ignore_errors=True)
 

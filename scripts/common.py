@@ -123,7 +123,10 @@ EMBEDDING_CHAT_TEMPLATE_FILE = "additional_chat_templates/embedding.jinja"
 
 
 def write_embedding_chat_template(folder: str | Path) -> Path:
-    """Write GVE's embedding chat template (the one vLLM needs) into a checkpoint folder."""
+    """Write GVE's embedding chat template (the one vLLM needs) into a folder, e.g. the repo root.
+
+    Built checkpoints get it from `GVEProcessor.save_pretrained`, which saves the processor's named templates.
+    """
     path = Path(folder) / EMBEDDING_CHAT_TEMPLATE_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(remote_class("processing_gve.GVEProcessor").embedding_chat_template)

@@ -20,7 +20,9 @@ TEMPLATE = (ROOT / EMBEDDING_CHAT_TEMPLATE_FILE).read_text()
 
 
 def test_template_file_is_the_processors_template(processor, tiny_path):
-    assert TEMPLATE == processor.embedding_chat_template
+    assert TEMPLATE == processor.embedding_chat_template, (
+        "regenerate it: scripts.common.write_embedding_chat_template(ROOT)"
+    )
     assert (tiny_path / EMBEDDING_CHAT_TEMPLATE_FILE).read_text() == TEMPLATE
     assert processor.chat_template["embedding"] == TEMPLATE  # loaded by name with the processor
 
