@@ -1,5 +1,7 @@
 # Development entry points. Each target sets up .venv first (once, and again when the requirements change).
-#   make demo   - the main job: build a tiny GVE checkpoint, embed text, an image, a video, print similarities
+#   make demo   - the main job: index the bundled sample videos with the bundled tiny GVE, answer text, image,
+#                 video and composed queries; prints ranked tables and writes build/video-search/results.html
+#                 (options: make demo ARGS="--help"; a real model: ARGS="--model Alibaba-NLP/GVE-3B")
 #   make test   - lint, format check and the test suite (what CI runs)
 
 PYTHON ?= python3
@@ -18,7 +20,7 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) scripts/demo.py $(ARGS)
+	$(PY) scripts/video_search.py $(ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
