@@ -11,7 +11,8 @@ recursively (hidden files and folders are skipped) and sorted by relative path. 
 as documents (the checkpoint's default instruction), queries with the query instruction, and the
 results are ranked by cosine similarity. Video embeddings are cached under `<output>/cache`, keyed
 by the model (its folder's weights and config, or its Hub id and commit), the dtype, the device and
-each file's path, size and modification time, so a repeated run only embeds new or changed videos.
+each file's path, size and modification time, so a repeated run only embeds new or changed videos
+(the cache keeps the entries of files since removed; delete the folder to start over).
 
 Queries come from a JSON file, a list of objects with any of "text", "image" and "video" (a
 composed query has "text" and a medium), an optional "name", an optional "instruction" (default:
