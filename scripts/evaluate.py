@@ -57,6 +57,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -710,9 +711,9 @@ class EmbeddingCache:
 
 
 def embed_all(
-    model: Any, requests: dict[str, tuple[dict[str, str], str]], cache: EmbeddingCache, batch_size: int
+    model: Any, requests: dict[str, tuple[dict[str, str], list[str]]], cache: EmbeddingCache, batch_size: int
 ) -> dict[str, np.ndarray]:
-    """Embeddings of {key: (encoder input, origin)}: from the cache, else by the model (then cached as they come).
+    """Embeddings of {key: (encoder input, origins)}: from the cache, else by the model (then cached as they come).
 
     Inputs the model cannot embed are all reported at once, with their file and line.
     """
@@ -734,7 +735,10 @@ def embed_all(
     for index, output in stream:
         key = missing[index]
         if isinstance(output, Exception):
-            failures.append(f"{requests[key][1]}: {output}")
+            origins = requests[key][1]
+            also = f" (also {'; '.join(origins[1:3])}{', ...' if len(origins) > 3 else ''})" if len(origins) > 1 else ""
+            reason = re.sub(r"^inputs\[\d+\]: ", "", str(output))
+            failures.append(f"{origins[0]}{also}: {reason}")
             continue
         embedding = output.float().numpy()
         cache.put(key, embedding)
@@ -899,7 +903,7 @@ def evaluate(
     default_instruction = embedding_config(loaded).default_instruction
 
     # every input of every dataset, keyed; identical inputs (a corpus shared by datasets) are embedded once
-    requests: dict[str, tuple[dict[str, str], str]] = {}
+    requests: dict[str, tuple[dict[str, str], list[str]]] = {}
     keys: dict[str, tuple[list[str], dict[str, str]]] = {}
     for dataset in chosen:
         query_instruction = dataset.query_instruction if dataset.query_instruction is not None else QUERY_INSTRUCTION
@@ -919,7 +923,7 @@ def evaluate(
             for item in items:
                 payload = encoder_input(item, instruction)
                 key = input_key(payload)
-                requests.setdefault(key, (payload, f"{dataset.name}: {item.origin} (id {item.id!r})"))
+                requests.setdefault(key, (payload, []))[1].append(f"{dataset.name}: {item.origin} (id {item.id!r})")
                 if sink is None:
                     query_keys.append(key)
                 else:

@@ -3,6 +3,7 @@
 import itertools
 import json
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -491,3 +492,49 @@ def test_scripts_help_explains_the_format():
     assert result.returncode == 0
     for needle in ("queries.jsonl", "candidates.jsonl", "qrels.jsonl", "--cache-dir", "Ties are broken"):
         assert needle in result.stdout
+
+
+def test_scores_are_those_of_model_encode_with_the_datasets_instructions(benchmark, tiny_path, model, tmp_path):
+    from configuration_gve import QUERY_INSTRUCTION
+
+    details = ev.evaluate(benchmark, str(tiny_path), datasets=["TXT-mini"], cache_dir=None, output=None)
+    dataset = ev.load_dataset(benchmark / "txt")
+    queries = model.encode([q.fields["text"] for q in dataset.queries], instruction=QUERY_INSTRUCTION)
+    documents = model.encode([d.fields["video"] for d in dataset.corpus])  # the checkpoint's default instruction
+    relevance = np.eye(4, dtype=int)  # query i is about clip i
+    expected = ev.rank_metrics((queries @ documents.T).numpy(), relevance)
+    for name in ev.METRICS:
+        assert details["datasets"]["TXT-mini"]["scores"][name] == pytest.approx(expected[name].mean(), abs=1e-6)
+
+
+def test_inputs_that_cannot_be_embedded_are_reported_with_their_line(benchmark, tiny_path, tmp_path, capsys):
+    benchmark = shutil.copytree(benchmark, tmp_path / "bench")
+    clip = benchmark / "clips" / "green.mp4"
+    clip.write_bytes(clip.read_bytes()[:200])
+    with pytest.raises(
+        ev.EvaluationError,
+        match=r"1 input\(s\) could not be embedded:\nCMP-mini: \S*cmp/corpus\.jsonl:2 \(id 'green'\) "
+        r"\(also TXT-mini: \S*txt/corpus\.jsonl:2 \(id 'green'\)\): could not read video",
+    ):
+        ev.evaluate(benchmark, str(tiny_path), cache_dir=tmp_path / "cache", output=None)
+    assert "embeddings: 0 cached, 10 to compute" in capsys.readouterr().out
+    with pytest.raises(ev.EvaluationError):  # the 9 good inputs were cached
+        ev.evaluate(benchmark, str(tiny_path), cache_dir=tmp_path / "cache", output=None)
+    assert "embeddings: 9 cached, 1 to compute" in capsys.readouterr().out
+
+
+def test_checkpoint_identity(tiny_path, hub_cache, tmp_path, monkeypatch):
+    import huggingface_hub
+
+    folder = shutil.copytree(tiny_path, tmp_path / "ckpt")
+    first = ev.checkpoint_identity(str(folder))
+    assert first["weights"].startswith("stat:") and first["folder"] == str(folder.resolve())
+    (folder / "README.md").write_text("a new card\n")
+    assert ev.checkpoint_identity(str(folder)) == first  # the card does not change an embedding
+    os.utime(folder / "model.safetensors", ns=(1, 1))
+    assert ev.checkpoint_identity(str(folder))["weights"] != first["weights"]
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(hub_cache))
+    assert ev.checkpoint_identity("Alibaba-NLP/GVE-tiny")["weights"] == "commit:" + "1" * 40
+    assert ev.checkpoint_identity("Alibaba-NLP/GVE-tiny", "v2")["weights"] == "commit:" + "2" * 40
+    with pytest.raises(ev.EvaluationError, match="cannot find 'Alibaba-NLP/GVE-nothing'"):
+        ev.checkpoint_identity("Alibaba-NLP/GVE-nothing")
