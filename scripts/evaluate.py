@@ -56,6 +56,7 @@ reads; the per-dataset metrics and chance levels go beside it, in `<output stem>
 import argparse
 import hashlib
 import json
+import math
 import os
 import re
 import sys
@@ -620,7 +621,7 @@ def _stat_digest(folder: Path) -> str:
     return digest.hexdigest()
 
 
-def checkpoint_identity(model_id: str, revision: str | None = None, loaded: Any = None) -> dict[str, str]:
+def checkpoint_identity(model_id: str, revision: str | None = None, config: Any = None) -> dict[str, str]:
     """{"model", "folder", "weights"}: where the checkpoint's files are and what identifies their contents.
 
     A Hub model is identified by the commit of its snapshot in the Hub cache ("commit:<sha>"), a local folder by
@@ -635,20 +636,24 @@ def checkpoint_identity(model_id: str, revision: str | None = None, loaded: Any 
     if isinstance(config, str):
         snapshot = Path(config).parent
         return {"model": model_id, "folder": str(snapshot), "weights": "commit:" + snapshot.name}
-    commit = getattr(getattr(loaded, "config", None), "_commit_hash", None)
+    commit = getattr(config, "_commit_hash", None)
     if commit:
         return {"model": model_id, "folder": model_id, "weights": "commit:" + commit}
     raise EvaluationError(f"cannot find {model_id!r} (revision {revision}) in the Hub cache to key the embedding cache")
 
 
-def embedding_config(model: Any) -> Any:
-    """The GVEConfig whose settings `encode` applies: the processor's copy (from the same checkpoint)."""
-    return getattr(model.processor, "embedding_config", None) or model.config
+def load_config(model_id: str, revision: str | None) -> Any:
+    """The checkpoint's GVEConfig (its embedding settings, as the processor reads them), without the weights."""
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(model_id, trust_remote_code=True, revision=revision)
+    except OSError as error:  # not found, not in the cache while offline, no access
+        raise EvaluationError(f"cannot load --model {model_id!r}: {error}") from error
 
 
-def embedding_settings(model: Any, dtype: str, device: str) -> dict[str, Any]:
+def embedding_settings(config: Any, dtype: str, device: str) -> dict[str, Any]:
     """What besides the checkpoint and the input changes an embedding: dtype, device type, the config's settings."""
-    config = embedding_config(model)
     return {
         "dtype": dtype,
         "device": device.split(":")[0],
@@ -711,9 +716,11 @@ class EmbeddingCache:
 
 
 def embed_all(
-    model: Any, requests: dict[str, tuple[dict[str, str], list[str]]], cache: EmbeddingCache, batch_size: int
+    load: Any, requests: dict[str, tuple[dict[str, str], list[str]]], cache: EmbeddingCache, batch_size: int
 ) -> dict[str, np.ndarray]:
     """Embeddings of {key: (encoder input, origins)}: from the cache, else by the model (then cached as they come).
+
+    `load()` gives the model; it is called only when some embedding is not in the cache.
 
     Inputs the model cannot embed are all reported at once, with their file and line.
     """
@@ -729,7 +736,7 @@ def embed_all(
     if not missing:
         return out
     failures = []
-    stream = model.encode_stream(
+    stream = load().encode_stream(
         [requests[key][0] for key in missing], batch_size=batch_size, show_progress_bar=True, on_error="skip"
     )
     for index, output in stream:
@@ -761,9 +768,20 @@ def load_model(model_id: str, revision: str | None, device: str, dtype: str):
     return model.to(device).eval()
 
 
-def count_parameters(model: Any) -> str:
-    """The model's parameter count as the card writes it: 8.3B, 3.8B, 1.2M, 950K."""
-    total = sum(p.numel() for p in model.parameters())
+def count_parameters(folder: str | Path) -> str | None:
+    """The checkpoint's parameter count as the card writes it (8.3B, 3.8B, 1.2M, 950K), from its safetensors headers.
+
+    Every tensor of the files counts, lm_head included (as the published 8.3B of GVE-7B does); None when the
+    folder has no safetensors files.
+    """
+    files = sorted(Path(folder).glob("*.safetensors"))
+    if not files:
+        return None
+    total = 0
+    for path in files:
+        with path.open("rb") as file:
+            header = json.loads(file.read(int.from_bytes(file.read(8), "little")))
+        total += sum(math.prod(entry["shape"]) for name, entry in header.items() if name != "__metadata__")
     for scale, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
         if total >= scale:
             return f"{total / scale:.1f}{suffix}"
@@ -891,16 +909,16 @@ def evaluate(
     model_id = resolve_model(model)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = dtype or ("bfloat16" if device.startswith("cuda") else "float32")
-    loaded = load_model(model_id, revision, device, dtype)
-    identity = checkpoint_identity(model_id, revision, loaded)
-    settings = embedding_settings(loaded, dtype, device)
+    config = load_config(model_id, revision)
+    identity = checkpoint_identity(model_id, revision, config)
+    settings = embedding_settings(config, dtype, device)
     cache = EmbeddingCache(
         Path(cache_dir) / _digest({"v": CACHE_VERSION, "weights": identity["weights"], **settings})[:24]
         if cache_dir is not None
         else None,
         {"checkpoint": identity, "settings": settings, "version": CACHE_VERSION},
     )
-    default_instruction = embedding_config(loaded).default_instruction
+    default_instruction = config.default_instruction
 
     # every input of every dataset, keyed; identical inputs (a corpus shared by datasets) are embedded once
     requests: dict[str, tuple[dict[str, str], list[str]]] = {}
@@ -930,7 +948,8 @@ def evaluate(
                     sink[item.id] = key
         keys[dataset.name] = (query_keys, doc_keys)
 
-    embeddings = embed_all(loaded, requests, cache, batch_size)
+    # the weights load only when an embedding is missing from the cache
+    embeddings = embed_all(lambda: load_model(model_id, revision, device, dtype), requests, cache, batch_size)
     results = []
     for dataset in tqdm(chosen, desc="Evaluating", unit="dataset"):
         query_keys, doc_keys = keys[dataset.name]
@@ -949,7 +968,7 @@ def evaluate(
         "weights": identity["weights"],
         "settings": settings,
     }
-    card, details = results_files(info, results, summary, name, count_parameters(loaded), provenance)
+    card, details = results_files(info, results, summary, name, count_parameters(identity["folder"]), provenance)
 
     print(f"\n{name} on {info['name']} ({len(results)} datasets; score = main metric, chance = random ranking)")
     print(format_tables(results, summary))

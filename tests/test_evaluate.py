@@ -388,13 +388,20 @@ def benchmark(tmp_path_factory) -> Path:
     return root
 
 
+class Calls(list):
+    """The number of inputs of each encode/encode_stream call, and how many times the weights were loaded."""
+
+    loads = 0
+
+
 @pytest.fixture()
-def counted(monkeypatch) -> list[int]:
-    """Counts the inputs that reach the model's encode/encode_stream in evaluate()."""
-    calls: list[int] = []
+def counted(monkeypatch) -> Calls:
+    """Counts the model loads and the inputs that reach the model's encode/encode_stream in evaluate()."""
+    calls = Calls()
     original = ev.load_model
 
     def load_model(*args, **kwargs):
+        calls.loads += 1
         model = original(*args, **kwargs)
         for name in ("encode", "encode_stream"):
             method = getattr(model, name)
@@ -444,10 +451,13 @@ def test_end_to_end_results_tables_cache_and_model_card(benchmark, tiny_path, tm
     assert "Embedding" in first.err and "Evaluating" in first.err  # progress bars
 
     # a re-run takes every embedding from the cache and gives the same results
+    assert counted.loads == 1
     counted.clear()
+    counted.loads = 0
     assert ev.main(args) == 0
     second = capsys.readouterr()
-    assert counted == [] and "embeddings: 10 cached, 0 to compute" in second.out
+    assert counted == [] and counted.loads == 0  # not even the weights are loaded
+    assert "embeddings: 10 cached, 0 to compute" in second.out
     assert load_results(output) == results
 
     # the model card regenerates from the results file; the committed README keeps the real GVE table
