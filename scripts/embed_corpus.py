@@ -51,6 +51,7 @@ import hashlib
 import json
 import os
 import pickle
+import re
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -70,7 +71,7 @@ DEFAULT_SHARD_SIZE = 1000
 # At most this many vectors, the index is exact (IndexFlatIP); above it, IVF (IndexIVFFlat, inner product).
 EXACT_INDEX_LIMIT = 100_000
 METADATA_KEY = b"gve"
-DECODE_TASK_MEMORY = 512 * 2**20  # bytes reserved per decoding task
+DECODE_TASK_MEMORY = 2**30  # bytes reserved per decoding task (torch and the processor take ~650 MiB)
 DTYPES = ("float32", "bfloat16", "float16")
 
 
@@ -195,14 +196,19 @@ def _root_message(error: BaseException) -> str:
 
 
 def _find_item_error(error: BaseException) -> ItemError | None:
-    """The ItemError a Ray failure carries, if any."""
-    seen = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        if isinstance(error, ItemError):
-            return error
-        error = error.__cause__ or getattr(error, "cause", None)
-    return None
+    """The ItemError a Ray failure carries, if any.
+
+    Ray re-raises a task's exception wrapped, and the worker-side cause may not survive the trip
+    back, so its message is also looked for in the wrapper's text (which carries the worker's traceback).
+    """
+    seen, current = set(), error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ItemError):
+            return current
+        current = current.__cause__ or getattr(current, "cause", None)
+    found = re.findall(r"ItemError: (.+)", str(error))
+    return ItemError(found[-1].strip()) if found else None
 
 
 # ------------------------------------------------------------------ settings
