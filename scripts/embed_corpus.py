@@ -83,6 +83,10 @@ class OutputMismatch(ValueError):
     """The output folder holds embeddings made with other settings or from other manifest rows."""
 
 
+class PlanError(ValueError):
+    """The requested actors and tasks do not fit the Ray cluster's resources."""
+
+
 class ItemError(ValueError):
     """An item that cannot be embedded (with `on_error="raise"`); the message names its id and row."""
 
@@ -635,6 +639,7 @@ def _run_pipeline(summary: Summary, shards: list, pending: list[int], settings: 
         cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
     checkpoint, revision, on_error = settings["checkpoint"], settings["revision"], options["on_error"]
+    _check_resources(ray, options)
     table = pa.Table.from_pylist(
         [
             {**row, "row": number * settings["shard_size"] + offset, "shard": number}
@@ -647,9 +652,10 @@ def _run_pipeline(summary: Summary, shards: list, pending: list[int], settings: 
     )
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # one tqdm bar below instead of Ray's per-operator bars
-    blocks = max(1, min(len(table), len(pending) * 4, 256))
-    dataset = ray.data.from_arrow(table).repartition(blocks)
     batch = options["batch_size"]
+    # Blocks cut here, in the driver: a repartition would need CPU tasks of its own.
+    step = max(batch * 2, -(-len(table) // 256))
+    dataset = ray.data.from_arrow([table.slice(start, step) for start in range(0, len(table), step)])
     if options["preprocess_mode"] == "tasks":
         dataset = dataset.map_batches(
             preprocess,
@@ -712,6 +718,19 @@ def _run_pipeline(summary: Summary, shards: list, pending: list[int], settings: 
         raise
     finally:
         progress.close()
+
+
+def _check_resources(ray, options: dict) -> None:
+    """Refuse a plan whose actors would hold every CPU: the decoding tasks would then never run."""
+    cpus = ray.cluster_resources().get("CPU", 0)
+    needed = options["concurrency"] * options["actor_cpus"] + (1 if options["preprocess_mode"] == "tasks" else 0)
+    if needed > cpus:
+        raise PlanError(
+            f"{options['concurrency']} model actor(s) x {options['actor_cpus']} CPU"
+            + (" + 1 CPU for the decoding tasks" if options["preprocess_mode"] == "tasks" else "")
+            + f" need {needed:g} CPUs, and Ray has {cpus:g}: lower --concurrency or --actor-cpus "
+            "(e.g. --actor-cpus 0.5), or give Ray more CPUs."
+        )
 
 
 def write_shard(
@@ -900,7 +919,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         if args.index and not summary.shards_left:
             summary.index = build_index(args.out, kind=args.index_kind)
-    except (ManifestError, OutputMismatch, ItemError) as error:
+    except (ManifestError, OutputMismatch, PlanError, ItemError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     finally:
