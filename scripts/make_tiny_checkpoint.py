@@ -16,6 +16,7 @@ import argparse
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -78,8 +79,8 @@ TEXT_HIDDEN = 64
 VOCAB_SIZE = 384
 
 
-def build_tokenizer(vocab_size: int = 320):
-    """Train a tiny byte-level BPE tokenizer offline and wrap it as a `Qwen2Tokenizer`."""
+def build_tokenizer(vocab_size: int = 320, text: str = TRAINING_TEXT):
+    """Train a tiny byte-level BPE tokenizer offline on `text` and wrap it as a `Qwen2Tokenizer`."""
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     from transformers import Qwen2Tokenizer
 
@@ -97,7 +98,7 @@ def build_tokenizer(vocab_size: int = 320):
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    bpe.train_from_iterator(TRAINING_TEXT.split("\n") * 20, trainer)
+    bpe.train_from_iterator(text.split("\n") * 20, trainer)
     bpe.add_special_tokens(list(QWEN_SPECIAL_TOKENS))
     tokenizer = Qwen2Tokenizer(
         tokenizer_object=bpe,
@@ -111,36 +112,49 @@ def build_tokenizer(vocab_size: int = 320):
     return tokenizer
 
 
-def tiny_config(tokenizer, config_class: type):
-    """A GVEConfig with tiny shapes (text hidden 64 in 2 layers, vision depth 2)."""
+def tiny_config(
+    tokenizer,
+    config_class: type,
+    text_hidden: int = TEXT_HIDDEN,
+    text_layers: int = 2,
+    vision_hidden: int = 32,
+    vision_depth: int = 2,
+    **settings,
+):
+    """A GVEConfig with tiny shapes (by default text hidden 64 in 2 layers, vision depth 2).
+
+    `settings` are GVEConfig's embedding settings (`video_fps`, `video_max_pixels`, ...).
+    """
     ids = dict(zip(QWEN_SPECIAL_TOKENS, tokenizer.convert_tokens_to_ids(list(QWEN_SPECIAL_TOKENS)), strict=True))
     assert len(tokenizer) <= VOCAB_SIZE, len(tokenizer)
+    half_head = text_hidden // 4 // 2  # 4 attention heads; mrope splits half a head over (t, h, w)
+    mrope_section = [half_head - 2 * (3 * half_head // 8), 3 * half_head // 8, 3 * half_head // 8]
     return config_class(
         text_config={
             "vocab_size": VOCAB_SIZE,
-            "hidden_size": TEXT_HIDDEN,
-            "intermediate_size": 128,
-            "num_hidden_layers": 2,
+            "hidden_size": text_hidden,
+            "intermediate_size": 2 * text_hidden,
+            "num_hidden_layers": text_layers,
             "num_attention_heads": 4,
             "num_key_value_heads": 2,
             "max_position_embeddings": 32768,
             "rms_norm_eps": 1e-6,
-            "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [2, 3, 3]},
+            "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": mrope_section},
             "bos_token_id": ids["<|endoftext|>"],
             "eos_token_id": ids["<|im_end|>"],
             "pad_token_id": ids["<|endoftext|>"],
         },
         vision_config={
-            "depth": 2,
-            "hidden_size": 32,
-            "intermediate_size": 64,
+            "depth": vision_depth,
+            "hidden_size": vision_hidden,
+            "intermediate_size": 2 * vision_hidden,
             "num_heads": 2,
-            "out_hidden_size": TEXT_HIDDEN,
+            "out_hidden_size": text_hidden,
             "patch_size": 14,
             "temporal_patch_size": 2,
             "spatial_merge_size": 2,
             "window_size": 112,
-            "fullatt_block_indexes": [1],
+            "fullatt_block_indexes": list(range(1, vision_depth, 2)),
             "tokens_per_second": 2,
         },
         image_token_id=ids["<|image_pad|>"],
@@ -151,6 +165,7 @@ def tiny_config(tokenizer, config_class: type):
         tie_word_embeddings=False,
         architectures=["Qwen2_5_VLForConditionalGeneration"],
         auto_map={"AutoConfig": "configuration_gve.GVEConfig", "AutoModel": "modeling_gve.GVEModel"},
+        **settings,
     )
 
 
@@ -191,8 +206,20 @@ def to_layout(state_dict: dict, layout: str) -> dict:
     return renamed
 
 
-def make_tiny_checkpoint(out_dir: str | Path, layout: str = "v5", seed: int = 0) -> Path:
-    """Write a tiny GVE checkpoint folder to `out_dir` and return its path."""
+def make_tiny_checkpoint(
+    out_dir: str | Path,
+    layout: str = "v5",
+    seed: int = 0,
+    *,
+    tokenizer_text: str = TRAINING_TEXT,
+    redraw: bool = True,
+    **config: Any,
+) -> Path:
+    """Write a tiny GVE checkpoint folder to `out_dir` and return its path.
+
+    `tokenizer_text` is what the tokenizer is trained on; `redraw=False` keeps transformers' own
+    initialisation (a starting point for training); `config` goes to `tiny_config` (shapes, settings).
+    """
     from transformers import Qwen2_5_VLForConditionalGeneration, Qwen2VLImageProcessor, Qwen2VLVideoProcessor
 
     out = Path(out_dir)
@@ -200,11 +227,12 @@ def make_tiny_checkpoint(out_dir: str | Path, layout: str = "v5", seed: int = 0)
     for name in REMOTE_CODE_FILES:
         shutil.copy2(ROOT / name, out / name)
 
-    tokenizer = build_tokenizer()
-    config = tiny_config(tokenizer, remote_class("configuration_gve.GVEConfig", out))
+    tokenizer = build_tokenizer(text=tokenizer_text)
+    config = tiny_config(tokenizer, remote_class("configuration_gve.GVEConfig", out), **config)
     torch.manual_seed(seed)
     model = Qwen2_5_VLForConditionalGeneration(config)
-    redraw_weights(model, seed)
+    if redraw:
+        redraw_weights(model, seed)
     state_dict = {key: value.contiguous() for key, value in model.state_dict().items()}
     save_file(to_layout(state_dict, layout), out / "model.safetensors", metadata={"format": "pt"})
     config.save_pretrained(out)
@@ -217,7 +245,7 @@ def make_tiny_checkpoint(out_dir: str | Path, layout: str = "v5", seed: int = 0)
         chat_template={"default": QWEN2_5_VL_CHAT_TEMPLATE, "embedding": processor_class.embedding_chat_template},
     )
     processor.save_pretrained(out)
-    write_sentence_transformers_files(out, dimension=TEXT_HIDDEN)
+    write_sentence_transformers_files(out, dimension=config.text_config.hidden_size)
     return out
 
 
