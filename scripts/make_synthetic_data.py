@@ -87,6 +87,7 @@ def held_out_order(first: "Thing", second: "Thing") -> bool:
     """Whether "`first` appears, then `second` appears" is kept for the test splits."""
     return (PAIRS.index((first.colour, first.shape)) + PAIRS.index((second.colour, second.shape))) % 4 == 0
 
+
 # The query instruction of each task: the one home for them, used by the training and written into
 # each test split's dataset.json. Documents (videos) use the model's default instruction.
 INSTRUCTIONS = {
@@ -478,7 +479,7 @@ def training_groups(seed: int, scale: float = 1.0) -> Iterator[list[dict]]:
     """Training pairs in groups of hard negatives; no scene shows a held-out combination."""
     rng = random.Random(f"train-{seed}")
     test = False
-    for _ in range(int(340 * scale)):
+    for _ in range(int(1000 * scale)):
         task = rng.choices(["TXT", "S", "T", "CMP", "VIS", "PR", "LC"], weights=[3, 3, 3, 2, 1, 1, 1])[0]
         if task in ("TXT", "S"):
             base = _event(rng, test, _thing(rng), ("static",) if task == "S" else ("static", "move"))

@@ -13,7 +13,7 @@
 
 The embedding is the model's own (`GVEModel`: last-token pooling, L2 norm), on inputs made by the
 model's processor with each task's instruction (scripts/make_synthetic_data.py), so training sees
-exactly what `encode` computes. Seeded; about 10 minutes on 2 CPU cores with the defaults.
+exactly what `encode` computes. Seeded; about 11 minutes on 2 CPU cores with the defaults.
 
     python scripts/make_synthetic_data.py build/synthetic
     python scripts/train_tiny.py build/synthetic/train --out bundled/gve-tiny-synthetic
@@ -168,10 +168,10 @@ def train_tiny(
     data: str | Path,
     out: str | Path,
     *,
-    backbone_steps: int = 300,
-    lora_steps: int = 100,
+    backbone_steps: int = 1300,
+    lora_steps: int = 200,
     groups_per_batch: int = 6,
-    lr: float = 2e-3,
+    lr: float = 1e-3,
     lora_lr: float = 1e-3,
     lora_rank: int = 16,
     seed: int = 0,
@@ -238,10 +238,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("data", type=Path, help="training folder of make_synthetic_data.py (with pairs.jsonl)")
     parser.add_argument("--out", type=Path, required=True, help="GVE folder to build (must not exist)")
-    parser.add_argument("--backbone-steps", type=int, default=300, help="steps of stage 1 (default: 300)")
-    parser.add_argument("--lora-steps", type=int, default=100, help="steps of stage 2 (default: 100)")
+    parser.add_argument("--backbone-steps", type=int, default=1300, help="steps of stage 1 (default: 1300)")
+    parser.add_argument("--lora-steps", type=int, default=200, help="steps of stage 2 (default: 200)")
     parser.add_argument("--groups-per-batch", type=int, default=6, help="hard-negative groups a batch (default: 6)")
-    parser.add_argument("--lr", type=float, default=2e-3, help="stage 1 peak learning rate (default: 2e-3)")
+    parser.add_argument("--lr", type=float, default=1e-3, help="stage 1 peak learning rate (default: 1e-3)")
     parser.add_argument("--lora-lr", type=float, default=1e-3, help="stage 2 peak learning rate (default: 1e-3)")
     parser.add_argument("--lora-rank", type=int, default=16, help="LoRA rank (default: 16)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the weights and batches (default: 0)")

@@ -1,0 +1,339 @@
+# Copyright 2025 Alibaba-NLP and the GVE authors. Licensed under the Apache License, Version 2.0.
+"""GVE model: the Qwen2.5-VL backbone, pooled at GVE's pooling token, with no language-model head.
+
+Both Qwen2.5-VL checkpoint layouts load into it: transformers 5.x (`model.language_model.*`,
+`model.visual.*`) as they are, and the legacy one (`model.layers.*`, `visual.*`) through a key
+mapping given to `from_pretrained`. A `lm_head` in the checkpoint is ignored. Loading fails loudly
+when the checkpoint does not cover the whole backbone.
+"""
+
+import os
+import warnings
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from transformers import AutoProcessor
+from transformers.modeling_outputs import BaseModelOutputWithPooling
+from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VLModel, Qwen2_5_VLPreTrainedModel
+
+from .configuration_gve import HUB_KWARGS, GVEConfig
+
+# Custom model classes skip transformers' built-in key conversions, so the legacy layout is mapped
+# at load time: `visual.*` -> `model.visual.*`, `model.*` (the language model) ->
+# `model.language_model.*`. Keys already in the 5.x layout match neither pattern.
+LEGACY_KEY_MAPPING = {
+    r"^visual\.": "model.visual.",
+    r"^model\.(?!language_model\.|visual\.)": "model.language_model.",
+}
+
+
+class GVEModel(Qwen2_5_VLPreTrainedModel):
+    r"""
+    GVE embedding model.
+
+    `forward` returns the backbone's `last_hidden_state` (after the final norm) and `pooler_output`,
+    the L2-normalised hidden state at the last attended position, which [`GVEProcessor`] fills with
+    the pooling token. `encode` embeds raw inputs end to end.
+    """
+
+    config: GVEConfig
+    config_class = GVEConfig
+    _keys_to_ignore_on_load_unexpected = [r"^lm_head\."]
+
+    def __init__(self, config: GVEConfig):
+        super().__init__(config)
+        self.model = Qwen2_5_VLModel(config)
+        self._processor = None
+        self._hub_kwargs = {}
+        self.post_init()
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """Load a checkpoint, refusing one that leaves any backbone weight uninitialised."""
+        output_loading_info = kwargs.pop("output_loading_info", False)
+        kwargs["key_mapping"] = {**LEGACY_KEY_MAPPING, **(kwargs.get("key_mapping") or {})}
+        model, info = super().from_pretrained(
+            pretrained_model_name_or_path, *model_args, output_loading_info=True, **kwargs
+        )
+        if info["missing_keys"]:
+            missing = sorted(info["missing_keys"])
+            raise ValueError(
+                f"The checkpoint at {pretrained_model_name_or_path!r} does not cover the GVE backbone: "
+                f"{len(missing)} weight(s) missing, e.g. {missing[:5]}. Refusing to run with random weights."
+            )
+        model._hub_kwargs = {key: kwargs[key] for key in HUB_KWARGS if key in kwargs}
+        return (model, info) if output_loading_info else model
+
+    def get_input_embeddings(self) -> torch.nn.Module:
+        return self.model.get_input_embeddings()
+
+    def set_input_embeddings(self, value: torch.nn.Module) -> None:
+        self.model.set_input_embeddings(value)
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        pixel_values_videos: torch.Tensor | None = None,
+        image_grid_thw: torch.LongTensor | None = None,
+        video_grid_thw: torch.LongTensor | None = None,
+        second_per_grid_ts: torch.Tensor | None = None,
+        mm_token_type_ids: torch.IntTensor | None = None,
+        **kwargs: Any,
+    ) -> BaseModelOutputWithPooling:
+        if (
+            input_ids is not None
+            and mm_token_type_ids is None
+            and (pixel_values is not None or pixel_values_videos is not None)
+        ):
+            # Without it Qwen2.5-VL silently falls back to 1-D positions for the vision tokens.
+            raise ValueError("mm_token_type_ids is required with images or videos; pass the processor's full output")
+        kwargs.setdefault("use_cache", False)
+        outputs = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            pixel_values=pixel_values,
+            pixel_values_videos=pixel_values_videos,
+            image_grid_thw=image_grid_thw,
+            video_grid_thw=video_grid_thw,
+            second_per_grid_ts=second_per_grid_ts,
+            mm_token_type_ids=mm_token_type_ids,
+            **kwargs,
+        )
+        hidden = outputs.last_hidden_state
+        last = self._last_positions(attention_mask, hidden)
+        rows = torch.arange(hidden.shape[0], device=hidden.device)
+        if input_ids is not None and not bool((input_ids[rows, last] == self.config.pooling_token_id).all()):
+            warnings.warn(
+                f"GVE embeddings are read at the pooling token (id {self.config.pooling_token_id}) appended after "
+                "the generation prompt, but some inputs do not end with it: use GVEProcessor, or append it.",
+                UserWarning,
+                stacklevel=2,
+            )
+        pooled = F.normalize(hidden[rows, last].float(), p=2, dim=-1)
+        return BaseModelOutputWithPooling(
+            last_hidden_state=hidden,
+            pooler_output=pooled,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+
+    @staticmethod
+    def _last_positions(attention_mask: torch.Tensor | None, hidden: torch.Tensor) -> torch.Tensor:
+        """Index of each row's last attended token (the last column when padding is on the left)."""
+        length = hidden.shape[1]
+        if attention_mask is None:
+            return torch.full((hidden.shape[0],), length - 1, device=hidden.device)
+        return length - 1 - attention_mask.flip(-1).to(torch.long).argmax(-1).to(hidden.device)
+
+    # ------------------------------------------------------------------ end to end
+
+    @property
+    def processor(self):
+        """The checkpoint's [`GVEProcessor`], loaded on first use."""
+        if self._processor is None:
+            if not self.name_or_path:
+                raise ValueError(
+                    "This model was not loaded with from_pretrained, so it has no processor to load; "
+                    "set `model.processor = GVEProcessor.from_pretrained(...)` first."
+                )
+            self._processor = AutoProcessor.from_pretrained(
+                self.name_or_path, trust_remote_code=True, **self._hub_kwargs
+            )
+        return self._processor
+
+    @processor.setter
+    def processor(self, value) -> None:
+        self._processor = value
+
+    def encode(
+        self,
+        inputs: Any,
+        instruction: str | None = None,
+        batch_size: int = 16,
+        show_progress_bar: bool | None = None,
+        *,
+        on_error: str = "raise",
+        **kwargs: Any,
+    ) -> "torch.Tensor | EncodeResult":
+        """Embed inputs; returns a float32 `[N, D]` tensor of L2-normalised embeddings on the CPU, in input order.
+
+        Args:
+            inputs: one input, or a list or any iterable of them (a generator is read as it goes). An
+                input is a text, a PIL image, an image or video path or URL, a list of frames (one
+                video), or a dict with any of `text`, `image` and `video` (a composed query),
+                optionally with its own `instruction` and controls.
+            instruction: the system instruction (default: the checkpoint's `default_instruction`).
+                Set a task instruction for queries; leave documents on the default.
+            batch_size: most inputs per forward pass.
+            show_progress_bar: show a progress bar (default: when there is more than one batch).
+            max_batch_tokens: most tokens (padding included) per forward pass; inputs are grouped by
+                length so that little is padding.
+            num_workers: threads that read, decode and preprocess inputs while the model runs
+                (default: the number of CPU cores, at most 8).
+            on_error: "raise" (default) stops at the first input that cannot be embedded, with its
+                position; "skip" leaves such inputs out and returns an `EncodeResult` that lists them.
+            max_length: maximum prompt length in tokens (default: the config's `max_length`).
+            fps, max_frames, min_pixels, max_pixels, total_pixels: video sampling (defaults from the
+                config: fps 1.0, at most 8 frames of at most 200·28·28 pixels).
+            image_min_pixels, image_max_pixels: image resolution.
+
+        `max_batch_tokens`, `num_workers`, `max_length` and the controls are keyword arguments of
+        `encode_stream`, which this collects.
+        """
+        if isinstance(inputs, (str, dict)) or not isinstance(inputs, Iterable) or _is_image(inputs):
+            inputs = [inputs]
+        indices, rows, errors = [], [], {}
+        stream = self.encode_stream(
+            inputs, instruction, batch_size=batch_size, show_progress_bar=show_progress_bar, on_error=on_error, **kwargs
+        )
+        for index, output in stream:
+            if isinstance(output, Exception):
+                errors[index] = str(output)
+            else:
+                indices.append(index)
+                rows.append(output)
+        embeddings = torch.stack(rows) if rows else torch.empty(0, self.config.text_config.hidden_size)
+        return EncodeResult(embeddings, indices, errors) if on_error == "skip" else embeddings
+
+    @torch.inference_mode()
+    def encode_stream(
+        self,
+        inputs: Iterable[Any],
+        instruction: str | None = None,
+        *,
+        batch_size: int = 16,
+        show_progress_bar: bool | None = None,
+        max_batch_tokens: int = 16384,
+        num_workers: int | None = None,
+        on_error: str = "raise",
+        max_length: int | None = None,
+        **controls: Any,
+    ) -> Iterator[tuple[int, "torch.Tensor | Exception"]]:
+        """Embed an iterable of inputs as it is read; yields `(position, embedding)` in input order.
+
+        The pipeline behind `encode` (same arguments). Worker threads read, decode and preprocess
+        the inputs ahead of the model (qwen-vl-utils and the processor, in order of submission);
+        each window of `2 * batch_size` read inputs is sorted by length and cut into batches of at
+        most `batch_size` inputs and `max_batch_tokens` tokens, padding included. Memory stays
+        bounded by a few windows, however long the iterable. With `on_error="skip"`, an input that
+        cannot be embedded yields `(position, GVEInputError)` instead of an embedding.
+        """
+        from tqdm.auto import tqdm
+
+        if on_error not in ("raise", "skip"):
+            raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+        processor = self.processor
+        max_length = max_length or processor.embedding_config.max_length
+        if max_batch_tokens < max_length:
+            raise ValueError(f"max_batch_tokens ({max_batch_tokens}) must be at least max_length ({max_length})")
+        workers = num_workers or min(8, os.cpu_count() or 1)
+        window = 2 * batch_size
+        total = len(inputs) if hasattr(inputs, "__len__") else None
+        progress = tqdm(
+            total=total, desc="Embedding", unit="input", disable=_quiet(show_progress_bar, total, batch_size)
+        )
+
+        def load(index: int, item: Any):
+            try:
+                loaded = processor.load(item, instruction, label=f"inputs[{index}]", **controls)
+                processor.featurize(loaded, max_length, release_media=True)
+                return loaded
+            except ValueError as error:  # GVEInputError, and bad controls
+                if on_error == "raise":
+                    raise
+                return error
+
+        pending: deque = deque()
+        source = enumerate(inputs)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gve-load") as pool:
+
+            def refill() -> None:
+                while len(pending) < batch_size:
+                    try:
+                        index, item = next(source)
+                    except StopIteration:
+                        return
+                    pending.append((index, pool.submit(load, index, item)))
+
+            try:
+                refill()
+                while pending:
+                    chunk = []
+                    while pending and len(chunk) < window:
+                        index, future = pending.popleft()
+                        chunk.append((index, future.result()))
+                        refill()  # keep the workers busy while the model runs on this window
+                    outputs = dict(
+                        self._embed_window(
+                            [entry for entry in chunk if not isinstance(entry[1], Exception)],
+                            batch_size,
+                            max_batch_tokens,
+                            max_length,
+                        )
+                    )
+                    for index, loaded in chunk:
+                        yield index, outputs.get(index, loaded)
+                    progress.update(len(chunk))
+            finally:
+                for _, future in pending:
+                    future.cancel()
+                progress.close()
+
+    def _embed_window(self, loaded: list, batch_size: int, max_batch_tokens: int, max_length: int):
+        """Embed featurized inputs, shortest first, in batches within the size and token budget."""
+        lengths = {index: item.features["input_ids"].shape[1] for index, item in loaded}
+        ordered = sorted(loaded, key=lambda entry: lengths[entry[0]])
+        start = 0
+        while start < len(ordered):
+            end = start + 1
+            # sorted, so the input joining the batch is its longest
+            while end - start < batch_size and end < len(ordered):
+                if lengths[ordered[end][0]] * (end - start + 1) > max_batch_tokens:
+                    break
+                end += 1
+            batch = self.processor.collate([item for _, item in ordered[start:end]], max_length=max_length)
+            embeddings = self(**self._to_device(batch)).pooler_output.cpu()
+            yield from zip((index for index, _ in ordered[start:end]), embeddings, strict=True)
+            start = end
+
+    def _to_device(self, batch) -> dict:
+        """Move model inputs to the model's device, with pixels in its dtype."""
+        moved = {
+            key: value.to(self.device) if isinstance(value, torch.Tensor) else value for key, value in batch.items()
+        }
+        for key in ("pixel_values", "pixel_values_videos"):
+            if key in moved:
+                moved[key] = moved[key].to(self.dtype)
+        return moved
+
+
+@dataclass
+class EncodeResult:
+    """What `encode(..., on_error="skip")` returns."""
+
+    embeddings: torch.Tensor  # [len(indices), D], the inputs that could be embedded
+    indices: list[int]  # the input position of each row
+    errors: dict[int, str]  # input position -> why it could not be embedded
+
+
+def _quiet(show_progress_bar: bool | None, total: int | None, batch_size: int) -> bool:
+    """Whether to hide the progress bar (by default it shows when there is more than one batch)."""
+    if show_progress_bar is not None:
+        return not show_progress_bar
+    return total is not None and total <= batch_size
+
+
+def _is_image(value: Any) -> bool:
+    from PIL import Image
+
+    return isinstance(value, Image.Image)
+
+
+__all__ = ["GVEModel", "EncodeResult"]
