@@ -13,7 +13,7 @@
 
 The embedding is the model's own (`GVEModel`: last-token pooling, L2 norm), on inputs made by the
 model's processor with each task's instruction (scripts/make_synthetic_data.py), so training sees
-exactly what `encode` computes. Seeded; about 11 minutes on 2 CPU cores with the defaults.
+exactly what `encode` computes. Seeded; about 13 minutes on 2 CPU cores with the defaults.
 
     python scripts/make_synthetic_data.py build/synthetic
     python scripts/train_tiny.py build/synthetic/train --out bundled/gve-tiny-synthetic
@@ -168,7 +168,7 @@ def train_tiny(
     data: str | Path,
     out: str | Path,
     *,
-    backbone_steps: int = 1300,
+    backbone_steps: int = 1700,
     lora_steps: int = 200,
     groups_per_batch: int = 6,
     lr: float = 1e-3,
@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("data", type=Path, help="training folder of make_synthetic_data.py (with pairs.jsonl)")
     parser.add_argument("--out", type=Path, required=True, help="GVE folder to build (must not exist)")
-    parser.add_argument("--backbone-steps", type=int, default=1300, help="steps of stage 1 (default: 1300)")
+    parser.add_argument("--backbone-steps", type=int, default=1700, help="steps of stage 1 (default: 1700)")
     parser.add_argument("--lora-steps", type=int, default=200, help="steps of stage 2 (default: 200)")
     parser.add_argument("--groups-per-batch", type=int, default=6, help="hard-negative groups a batch (default: 6)")
     parser.add_argument("--lr", type=float, default=1e-3, help="stage 1 peak learning rate (default: 1e-3)")
