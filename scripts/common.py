@@ -1,5 +1,6 @@
 """Helpers shared by the scripts and the tests (never pushed to the Hub)."""
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -131,3 +132,17 @@ def write_embedding_chat_template(folder: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(remote_class("processing_gve.GVEProcessor").embedding_chat_template)
     return path
+
+
+def docstring_parser(doc: str, prog: str | None = None, epilog: str = "") -> argparse.ArgumentParser:
+    """An argument parser whose help is a script's docstring: its text, then its `    python ...` examples.
+
+    `epilog` (exit statuses, notes) follows the examples.
+    """
+    description, examples = doc.split("\n\n    python", 1)
+    return argparse.ArgumentParser(
+        prog=prog,
+        description=description,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n    python" + examples.rstrip() + (f"\n\n{epilog}" if epilog else ""),
+    )

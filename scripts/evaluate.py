@@ -71,7 +71,7 @@ if __package__ in (None, ""):
 
 import numpy as np
 
-from scripts.common import ROOT
+from scripts.common import ROOT, docstring_parser
 
 BUNDLED_MODEL = ROOT / "bundled" / "gve-tiny-synthetic"
 DEFAULT_CACHE_DIR = Path("build/eval-cache")
@@ -989,15 +989,7 @@ def details_file(output: str | Path) -> Path:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    description, examples = __doc__.split("\n\n    python", 1)
-    parser = argparse.ArgumentParser(
-        prog="evaluate.py",
-        description=description,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="examples:\n    python"
-        + examples.rstrip()
-        + "\n\nexit status: 0 done; 2 bad arguments, benchmark or inputs.",
-    )
+    parser = docstring_parser(__doc__, "evaluate.py", "exit status: 0 done; 2 bad arguments, benchmark or inputs.")
     parser.add_argument("benchmark", type=Path, metavar="BENCHMARK_DIR", help="folder of dataset folders (see above)")
     parser.add_argument(
         "--model",

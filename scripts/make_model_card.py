@@ -30,7 +30,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from scripts.common import ROOT
+from scripts.common import ROOT, docstring_parser
 
 RESULTS_PATH = ROOT / "model_card" / "uvrb_results.json"
 TEMPLATE_PATH = ROOT / "model_card" / "template.md"
@@ -412,17 +412,12 @@ def _in_repo(path: Path) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    description, examples = __doc__.split("\n\n    python", 1)
-    parser = argparse.ArgumentParser(
-        prog="make_model_card.py",
-        description=description,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=(
-            "examples:\n    python" + examples.rstrip() + "\n\n"
-            "exit status: 0 written (with --check: up to date); 1 with --check: OUTPUT is stale or missing;\n"
-            "2 bad arguments or inputs (missing or malformed results file, missing template, unknown model id).\n"
-            "Paths are relative to the current folder; the defaults are in the repository."
-        ),
+    parser = docstring_parser(
+        __doc__,
+        "make_model_card.py",
+        "exit status: 0 written (with --check: up to date); 1 with --check: OUTPUT is stale or missing;\n"
+        "2 bad arguments or inputs (missing or malformed results file, missing template, unknown model id).\n"
+        "Paths are relative to the current folder; the defaults are in the repository.",
     )
     parser.add_argument(
         "--results",

@@ -30,7 +30,6 @@ Outputs are reproducible from `--seed`: the same seed gives the same scenes, cap
     python scripts/make_synthetic_data.py bundled/samples --samples    # the main job's sample clips and queries
 """
 
-import argparse
 import itertools
 import json
 import random
@@ -47,6 +46,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from configuration_gve import QUERY_INSTRUCTION
+from scripts.common import docstring_parser
 from scripts.synthetic_media import write_video
 
 SIZE = 112  # frame width and height in pixels: 8x8 patches of 14, 16 visual tokens a frame pair
@@ -136,8 +136,8 @@ class Event:
             object.__setattr__(self, "direction", "right")
             object.__setattr__(self, "speed", "quickly")
 
-    def caption(self, with_size: bool = True) -> str:
-        name = f"a {self.thing.words(with_size)}"
+    def caption(self) -> str:
+        name = f"a {self.thing.words()}"
         where = "at the" if self.position in ("top", "bottom") else "on the"
         if self.kind == "static":
             return f"{name} {where} {self.position}"
@@ -155,15 +155,11 @@ class Scene:
     together: bool = False  # the "order" clips: both things on screen, appearing one after the other
     jitter: int = 0  # seed of a small random offset and background shade (VIS clip queries)
 
-    def caption(self, with_size: bool = True) -> str:
+    def caption(self) -> str:
         if self.together:
             first, second = (event.thing.words(with_size=False) for event in self.events)
             return f"a {first} appears, then a {second} appears"
-        return ", then ".join(event.caption(with_size) for event in self.events)
-
-    @property
-    def frames(self) -> int:
-        return SHORT_FRAMES if self.together else self.frames_per_event * len(self.events)
+        return ", then ".join(event.caption() for event in self.events)
 
 
 def _mask(shape: str, half: int, cx: float, cy: float) -> np.ndarray:
@@ -343,11 +339,11 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
             file.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-def _unique(scenes: Iterator[Scene], count: int, with_size: bool = True) -> list[Scene]:
+def _unique(scenes: Iterator[Scene], count: int) -> list[Scene]:
     """The first `count` scenes of distinct captions (fewer if `scenes` has fewer distinct ones)."""
     seen, out = set(), []
     for scene in itertools.islice(scenes, 100 * count):
-        caption = scene.caption(with_size)
+        caption = scene.caption()
         if caption not in seen:
             seen.add(caption)
             out.append(scene)
@@ -583,12 +579,7 @@ def make_samples(root: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    description, examples = __doc__.split("\n\n    python", 1)
-    parser = argparse.ArgumentParser(
-        description=description,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="examples:\n    python" + examples.rstrip(),
-    )
+    parser = docstring_parser(__doc__)
     parser.add_argument("out", type=Path, help="folder to write: train/ and test/ (or, with --samples, the samples)")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random choice (default: 0)")
     parser.add_argument(

@@ -20,7 +20,6 @@ exactly what `encode` computes. Seeded; about 13 minutes on 2 CPU cores with the
     python scripts/train_tiny.py build/synthetic/train --out /tmp/gve-smoke --backbone-steps 2 --lora-steps 2
 """
 
-import argparse
 import json
 import math
 import random
@@ -39,6 +38,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from scripts.build_checkpoint import build_checkpoint
+from scripts.common import docstring_parser
 from scripts.make_synthetic_data import FPS, INSTRUCTIONS, LONG_FRAMES, SIZE
 from scripts.make_tiny_checkpoint import TRAINING_TEXT, make_tiny_checkpoint
 
@@ -230,12 +230,7 @@ def train_tiny(
 
 
 def main(argv: list[str] | None = None) -> None:
-    description, examples = __doc__.split("\n\n    python", 1)
-    parser = argparse.ArgumentParser(
-        description=description,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="examples:\n    python" + examples.rstrip(),
-    )
+    parser = docstring_parser(__doc__)
     parser.add_argument("data", type=Path, help="training folder of make_synthetic_data.py (with pairs.jsonl)")
     parser.add_argument("--out", type=Path, required=True, help="GVE folder to build (must not exist)")
     parser.add_argument("--backbone-steps", type=int, default=1700, help="steps of stage 1 (default: 1700)")
