@@ -252,7 +252,10 @@ class GVEModel(Qwen2_5_VLPreTrainedModel):
 
         pending: deque = deque()
         source = enumerate(inputs)
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gve-load") as pool:
+        # One torch thread per worker: the workers already run side by side, and the model's own
+        # intra-op threads are left to the forward pass instead of being oversubscribed.
+        pool = ThreadPoolExecutor(workers, "gve-load", initializer=torch.set_num_threads, initargs=(1,))
+        with pool:
 
             def refill() -> None:
                 while len(pending) < batch_size:

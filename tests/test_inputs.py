@@ -101,6 +101,45 @@ def test_video_sampling_rate_sets_time_positions(processor, media):
     torch.testing.assert_close(batch["second_per_grid_ts"], torch.tensor([2.5, 1.0]))
 
 
+@pytest.fixture(scope="module")
+def web_video(tmp_path_factory):
+    """A 24 fps, 320x240 clip of 6 s: reading a few frames of it means seeking, as with real videos."""
+    from scripts.synthetic_media import write_video
+
+    path = tmp_path_factory.mktemp("web") / "web.mp4"
+    return write_video(path, moving_square(144, 320, 240, colour="green", direction="up"), fps=24)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"fps": 1.0, "max_frames": 8, "max_pixels": 200 * 28 * 28},
+        {"fps": 4.0, "max_frames": 16, "min_pixels": 4 * 28 * 28, "max_pixels": 112 * 112},
+        {"fps": 2.0, "max_frames": 64, "total_pixels": 4 * 64 * 28 * 28},
+        {},
+    ],
+)
+def test_video_files_are_decoded_exactly_as_qwen_vl_utils_decodes_them(processor, media, web_video, options):
+    from qwen_vl_utils import fetch_video
+
+    for path in (web_video, media["video"], media["long_video"]):
+        expected, expected_fps = fetch_video({"video": str(path), **options}, return_video_sample_fps=True)
+        frames, fps = processor._fetch_video(str(path), options, "inputs[0]")
+        assert frames.dtype == expected.dtype and frames.shape == expected.shape
+        assert torch.equal(frames, expected) and fps == expected_fps
+
+
+def test_other_video_readers_go_through_qwen_vl_utils(processor, media, monkeypatch):
+    """The single-threaded decord read is only a faster way to the frames qwen-vl-utils' decord reader gives."""
+    import qwen_vl_utils.vision_process as vision
+
+    calls = []
+    monkeypatch.setattr(vision, "get_video_reader_backend", lambda: "torchcodec")
+    monkeypatch.setattr(vision, "fetch_video", lambda element, **kwargs: calls.append(element) or ("frames", 2.0))
+    assert processor._fetch_video(str(media["video"]), {"fps": 1.0}, "inputs[0]") == ("frames", 2.0)
+    assert calls == [{"video": str(media["video"]), "fps": 1.0}]
+
+
 def test_frame_lists_are_thinned_to_max_frames(processor):
     frames = [Image.fromarray(frame) for frame in moving_square(20)]
     assert video_frames(processor.prepare([frames])) == [8]

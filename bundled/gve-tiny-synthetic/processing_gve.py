@@ -377,7 +377,7 @@ class GVEProcessor(Qwen2_5_VLProcessor):
                 path = stack.enter_context(_downloaded(source, label, "video"))
             element["video"] = path  # a plain path: decord reads neither file:// nor non-seekable URLs
             try:
-                return fetch_video(element, return_video_sample_fps=True)
+                return _read_video_file(element)
             except Exception as error:
                 reason = self._video_failure(path, error)
                 raise GVEInputError(f"{label}: could not read video {_describe(source)}: {reason}") from error
@@ -544,6 +544,41 @@ class GVEProcessor(Qwen2_5_VLProcessor):
             f"{label}: text truncated by {excess} tokens to fit max_length={max_length}", UserWarning, stacklevel=4
         )
         return ids[: tail - excess] + ids[tail:]
+
+
+def _read_video_file(element: dict) -> tuple[torch.Tensor, float]:
+    """`qwen_vl_utils.fetch_video(element, return_video_sample_fps=True)` for a video file, the same frames.
+
+    qwen-vl-utils opens decord with its default frame threading (`num_threads=0`) and has no way to
+    change it. `encode` already decodes several videos at once in its worker threads, and there one
+    decoding thread per video reads about 1.5 times more videos per CPU second (benchmarks/RESULTS.md).
+    So, when qwen-vl-utils' reader is decord, this reads the frames qwen-vl-utils would pick with one
+    thread and sizes them with qwen-vl-utils' own rules; tests/test_inputs.py checks the result is
+    equal, element for element, to `fetch_video`'s. Any other reader goes through `fetch_video` itself.
+    """
+    vision = _optional_import("qwen_vl_utils", "qwen-vl-utils").vision_process
+    if vision.get_video_reader_backend() != "decord":
+        return vision.fetch_video(element, return_video_sample_fps=True)
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms import functional as TF
+
+    reader = _optional_import("decord", "decord").VideoReader(element["video"], num_threads=1)
+    total, rate = len(reader), reader.get_avg_fps()
+    start, end, total = vision.calculate_video_frame_range(element, total, rate)
+    count = vision.smart_nframes(element, total_frames=total, video_fps=rate)
+    indices = torch.linspace(start, end, count).round().long().tolist()
+    video = torch.from_numpy(reader.get_batch(indices).asnumpy()).permute(0, 3, 1, 2)
+    # fetch_video's sizing of a decoded video, with its constants
+    factor = 14 * vision.SPATIAL_MERGE_SIZE  # fetch_video's default patch size, the one this processor uses
+    min_pixels = element.get("min_pixels", vision.VIDEO_MIN_TOKEN_NUM * factor * factor)
+    total_pixels = element.get("total_pixels", vision.MODEL_SEQ_LEN * factor * factor * 0.9)
+    limit = min(vision.VIDEO_MAX_TOKEN_NUM * factor * factor, total_pixels / count * vision.FRAME_FACTOR)
+    max_pixels = min(element.get("max_pixels", float("inf")), max(limit, int(min_pixels * 1.05)))
+    height, width = vision.smart_resize(
+        video.shape[2], video.shape[3], factor=factor, min_pixels=min_pixels, max_pixels=max_pixels
+    )
+    video = TF.resize(video, [height, width], interpolation=InterpolationMode.BICUBIC, antialias=True).float()
+    return video, count / max(total, 1e-6) * rate
 
 
 def _optional_import(module: str, package: str):
