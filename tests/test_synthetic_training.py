@@ -24,6 +24,8 @@ from scripts.make_synthetic_data import (
     make_test_splits,
     make_training_pairs,
     render,
+    spatial_variants,
+    temporal_variants,
     training_groups,
 )
 
@@ -161,6 +163,16 @@ def test_local_candidates_differ_from_the_answer_in_one_attribute(synthetic):
     for row in read_jsonl(folder / "candidates.jsonl"):
         assert 2 <= len(row["doc_ids"]) <= 4 and len(set(row["doc_ids"])) == len(row["doc_ids"])
         assert captions[row["query_id"]]
+    # the candidates are made by spatial_variants (S) and temporal_variants (T): one attribute changed
+    event = Event(Thing("red", "circle", "small"), "static", position="left")
+    for variant in spatial_variants(event):
+        changed = [variant.thing.colour != "red", variant.thing.shape != "circle", variant.position != "left"]
+        assert sum(changed) == 1 and parse(variant.caption()) == [variant]
+    moving = Scene((Event(Thing("red", "circle"), "move", direction="left", speed="slowly"),))
+    assert {v.events[0].direction for v in temporal_variants(moving)} == {"right", "up", "down"}
+    assert {v.events[0].speed for v in temporal_variants(moving)} == {"slowly"}
+    order = Scene((Event(Thing("red", "circle"), "appear"), Event(Thing("blue", "square"), "appear")), together=True)
+    assert [v.events for v in temporal_variants(order)] == [order.events[::-1]]
 
 
 def test_the_generator_is_reproducible_from_its_seed(tmp_path):
