@@ -240,6 +240,12 @@ def test_bad_input_names_its_position_and_reason(processor, media, name, build, 
     assert expected in message
 
 
+def test_the_first_bad_input_in_order_is_reported(processor, media):
+    """Inputs are read side by side: a later input that fails sooner does not hide an earlier one."""
+    message = error_of(processor, [str(media["video"]), str(media["truncated_video"]), ""])
+    assert message.startswith("inputs[1]: ") and "not a readable video" in message
+
+
 def test_error_position_counts_across_batches(model, media):
     inputs = ["ok"] * 9 + [str(media["empty_video"])]
     with pytest.raises(ValueError, match=r"^inputs\[9\]: could not read video .*empty"):

@@ -7,11 +7,9 @@ mapping given to `from_pretrained`. A `lm_head` in the checkpoint is ignored. Lo
 when the checkpoint does not cover the whole backbone.
 """
 
-import os
 import warnings
 from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,9 +17,18 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoProcessor
 from transformers.modeling_outputs import BaseModelOutputWithPooling
-from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VLModel, Qwen2_5_VLPreTrainedModel
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import (
+    Qwen2_5_VisionPatchEmbed,
+    Qwen2_5_VLModel,
+    Qwen2_5_VLPreTrainedModel,
+    Qwen2_5_VLVisionAttention,
+    apply_rotary_pos_emb_vision,
+    eager_attention_forward,
+)
 
 from .configuration_gve import HUB_KWARGS, GVEConfig
+from .processing_gve import worker_pool
 
 # Custom model classes skip transformers' built-in key conversions, so the legacy layout is mapped
 # at load time: `visual.*` -> `model.visual.*`, `model.*` (the language model) ->
@@ -30,6 +37,61 @@ LEGACY_KEY_MAPPING = {
     r"^visual\.": "model.visual.",
     r"^model\.(?!language_model\.|visual\.)": "model.language_model.",
 }
+
+
+class GVEVisionPatchEmbed(Qwen2_5_VisionPatchEmbed):
+    """The stock patch embedding, computed as one matrix product.
+
+    Its Conv3d has stride equal to its kernel, so each output is a flattened patch times the flattened
+    kernel; a Conv3d computes the same several times slower on CPUs (and in bf16 on GPUs).
+    """
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        weight = self.proj.weight.flatten(1)
+        return F.linear(hidden_states.to(weight.dtype).view(-1, weight.shape[1]), weight)
+
+
+class GVEVisionAttention(Qwen2_5_VLVisionAttention):
+    """The stock vision attention, with all windows (or frames) of one length in one attention call.
+
+    Outside flash-attention, transformers attends to each window of the vision tower separately: for a
+    video, hundreds of small calls per block. flash-attention's variable-length kernel does them in one;
+    this does the same for sdpa and eager attention by batching the windows of equal length, which
+    gives the same result. Other attention implementations keep the stock code.
+    """
+
+    # most attention scores (windows x heads x length^2) per call, for the implementations that store them
+    max_scores_per_call = 1 << 28
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        cu_seqlens: torch.Tensor,
+        position_embeddings: tuple[torch.Tensor, torch.Tensor] | None = None,
+        max_seqlen: int | None = None,
+        **kwargs: Any,
+    ) -> torch.Tensor:
+        implementation = self.config._attn_implementation
+        if implementation not in ("sdpa", "eager") or position_embeddings is None:
+            return super().forward(hidden_states, cu_seqlens, position_embeddings, max_seqlen, **kwargs)
+        attention = ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
+        seq_length = hidden_states.shape[0]
+        qkv = self.qkv(hidden_states).reshape(seq_length, 3, self.num_heads, -1).permute(1, 0, 2, 3).unbind(0)
+        query, key = apply_rotary_pos_emb_vision(qkv[0], qkv[1], *position_embeddings)
+        value = qkv[2]
+        output = torch.empty_like(value)
+        lengths = cu_seqlens[1:] - cu_seqlens[:-1]
+        for length in lengths.unique().tolist():
+            starts = cu_seqlens[:-1][lengths == length]
+            per_call = max(1, self.max_scores_per_call // (self.num_heads * length * length))
+            for group in starts.split(per_call):
+                index = (group[:, None] + torch.arange(length, device=group.device)).flatten()
+                q, k, v = (x[index].unflatten(0, (len(group), length)).transpose(1, 2) for x in (query, key, value))
+                out, _ = attention(
+                    self, q, k, v, attention_mask=None, scaling=self.scaling, dropout=0.0, is_causal=False, **kwargs
+                )
+                output[index] = out.flatten(0, 1)
+        return self.proj(output.reshape(seq_length, -1))
 
 
 class GVEModel(Qwen2_5_VLPreTrainedModel):
@@ -48,6 +110,13 @@ class GVEModel(Qwen2_5_VLPreTrainedModel):
     def __init__(self, config: GVEConfig):
         super().__init__(config)
         self.model = Qwen2_5_VLModel(config)
+        # Same parameters, faster forward passes (see each class).
+        vision = config.vision_config
+        self.model.visual.patch_embed = GVEVisionPatchEmbed(
+            vision.patch_size, vision.temporal_patch_size, vision.in_channels, vision.hidden_size
+        )
+        for block in self.model.visual.blocks:
+            block.attn = GVEVisionAttention(vision)
         self._processor = None
         self._hub_kwargs = {}
         self.post_init()
@@ -233,7 +302,6 @@ class GVEModel(Qwen2_5_VLPreTrainedModel):
         max_length = max_length or processor.embedding_config.max_length
         if max_batch_tokens < max_length:
             raise ValueError(f"max_batch_tokens ({max_batch_tokens}) must be at least max_length ({max_length})")
-        workers = num_workers or min(8, os.cpu_count() or 1)
         window = 2 * batch_size
         total = len(inputs) if hasattr(inputs, "__len__") else None
         progress = tqdm(
@@ -252,10 +320,7 @@ class GVEModel(Qwen2_5_VLPreTrainedModel):
 
         pending: deque = deque()
         source = enumerate(inputs)
-        # One torch thread per worker: the workers already run side by side, and the model's own
-        # intra-op threads are left to the forward pass instead of being oversubscribed.
-        pool = ThreadPoolExecutor(workers, "gve-load", initializer=torch.set_num_threads, initargs=(1,))
-        with pool:
+        with worker_pool(num_workers) as pool:
 
             def refill() -> None:
                 while len(pending) < batch_size:
@@ -339,4 +404,4 @@ def _is_image(value: Any) -> bool:
     return isinstance(value, Image.Image)
 
 
-__all__ = ["GVEModel", "EncodeResult"]
+__all__ = ["GVEModel", "EncodeResult", "GVEVisionAttention", "GVEVisionPatchEmbed"]
