@@ -47,14 +47,18 @@ ITEM_KEYS = ("text", "image", "video", "instruction", *VIDEO_OPTIONS, *IMAGE_OPT
 GVEInput = str | Image.Image | Sequence[Any] | dict[str, Any]
 
 
+def worker_count(workers: int | None = None) -> int:
+    """How many threads read, decode and preprocess inputs: `workers`, else one per CPU core, at most 8."""
+    return workers or min(8, os.cpu_count() or 1)
+
+
 def worker_pool(workers: int | None = None) -> ThreadPoolExecutor:
-    """Threads that read, decode and preprocess inputs (default: one per CPU core, at most 8).
+    """Threads that read, decode and preprocess inputs (default: `worker_count()`).
 
     Each runs one torch thread: the workers already run side by side, and the model's own intra-op
     threads are left to the forward pass instead of being oversubscribed.
     """
-    workers = workers or min(8, os.cpu_count() or 1)
-    return ThreadPoolExecutor(workers, "gve-load", initializer=torch.set_num_threads, initargs=(1,))
+    return ThreadPoolExecutor(worker_count(workers), "gve-load", initializer=torch.set_num_threads, initargs=(1,))
 
 
 class GVEInputError(ValueError):
