@@ -75,7 +75,7 @@ PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}
 PATHS = ("a", "b", "c", "ceiling")
 
 
-def make_corpus(folder: Path, videos: int = 32, images: int = 16, texts: int = 16, seed: int = 0) -> list:
+def make_corpus(folder: Path, videos: int = 128, images: int = 64, texts: int = 64, seed: int = 0) -> list:
     """Write a mixed corpus to `folder` (kept and reused) and return its inputs, shuffled.
 
     Videos are 24 fps H.264 clips of 5 to 40 s at 320x240 to 640x360, like short web videos: reading
@@ -359,9 +359,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="tiny", help="GVE checkpoint folder or repo id; 'tiny' builds the tiny one")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--shapes", choices=sorted(SHAPES), help="random weights at GVE-3B/7B shapes (bf16, cuda)")
-    parser.add_argument("--videos", type=int, default=32, help="videos in the corpus (default 32)")
-    parser.add_argument("--images", type=int, default=16, help="images in the corpus (default 16)")
-    parser.add_argument("--texts", type=int, default=16, help="texts in the corpus (default 16)")
+    # 256 inputs by default: eight of encode's windows, so that filling the pipeline at the start and
+    # draining it at the end (about a window each) weigh as little as they do on a real corpus
+    parser.add_argument("--videos", type=int, default=128, help="videos in the corpus (default 128)")
+    parser.add_argument("--images", type=int, default=64, help="images in the corpus (default 64)")
+    parser.add_argument("--texts", type=int, default=64, help="texts in the corpus (default 64)")
     parser.add_argument("--scale", type=int, default=10, help="corpus multiple for the memory check (default 10)")
     parser.add_argument(
         "--corpus-dir",
