@@ -170,7 +170,9 @@ def test_benchmark_runs_and_prints_its_figures(tmp_path):
         "(b) model.encode",
         "(c) sentence-transformers",
         "decode ceiling",
+        "one thread, stage by stage",
         "(b) / decode ceiling:",
+        "with its stages perfectly overlapped on",
         "(b) peak RSS, 1x corpus:",
         "2x corpus (8 items, streamed)",
     ):
@@ -178,5 +180,5 @@ def test_benchmark_runs_and_prints_its_figures(tmp_path):
     import json
 
     figures = json.loads((tmp_path / "out.json").read_text())
-    assert set(figures["results"]) == {"a", "b", "c", "ceiling"}
+    assert set(figures["results"]) == {"a", "b", "c", "ceiling", "serial"}
     assert all(run["items"] == 4 and run["items_per_s"] > 0 for run in figures["results"].values())
