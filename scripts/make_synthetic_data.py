@@ -23,10 +23,16 @@ each colour, shape, position and direction on its own is seen in training. `trai
 holds the training pairs (query fields, the relevant video, the task's instruction), in groups of
 hard negatives: clips that differ from each other in one attribute.
 
+`--fold` chooses one of four ways to hold combinations out, no two of which hold out the same one.
+Fold 0 (the default) makes the recorded test splits. Folds 1 to 3 are for choosing training settings:
+train on a fold's training pairs and compare on its test splits, so that the fold-0 test splits are
+only ever used to measure the final recipe.
+
 Outputs are reproducible from `--seed`: the same seed gives the same scenes, captions and pixels.
 
     python scripts/make_synthetic_data.py build/synthetic              # train/ and test/ (about 1,700 clips)
     python scripts/make_synthetic_data.py build/synthetic --seed 1 --scale 0.25
+    python scripts/make_synthetic_data.py build/synthetic-fold1 --fold 1    # validation data
     python scripts/make_synthetic_data.py bundled/samples --samples    # the main job's sample clips and queries
 """
 
@@ -70,22 +76,26 @@ SPEEDS = {"slowly": 0.35, "quickly": 0.8}  # fraction of the frame crossed durin
 PAIRS = tuple((c, s) for c in COLOURS for s in SHAPES)
 
 
-def held_out(event: "Event") -> bool:
-    """Whether the event's combination of attributes is kept for the test splits.
+FOLDS = 4  # ways of choosing the held-out combinations; no two folds hold out the same one
+
+
+def held_out(event: "Event", fold: int = 0) -> bool:
+    """Whether the event's combination of attributes is kept for the test splits of `fold`.
 
     Each colour-shape pair has one held-out position (for static, appearing and disappearing things)
     and one held-out direction (for moving ones), spread so that every position and direction is
-    held out for some pairs and seen with others.
+    held out for some pairs and seen with others. Fold 0 makes the recorded test splits; the other
+    folds hold out other combinations, for choosing training settings without the test splits.
     """
     c, s = list(COLOURS).index(event.thing.colour), SHAPES.index(event.thing.shape)
     if event.kind == "move":
-        return event.direction == list(DIRECTIONS)[(c + 2 * s + 1) % len(DIRECTIONS)]
-    return event.position == list(POSITIONS)[(c + s) % len(POSITIONS)]
+        return event.direction == list(DIRECTIONS)[(c + 2 * s + 1 + fold) % len(DIRECTIONS)]
+    return event.position == list(POSITIONS)[(c + s + fold) % len(POSITIONS)]
 
 
-def held_out_order(first: "Thing", second: "Thing") -> bool:
-    """Whether "`first` appears, then `second` appears" is kept for the test splits."""
-    return (PAIRS.index((first.colour, first.shape)) + PAIRS.index((second.colour, second.shape))) % 4 == 0
+def held_out_order(first: "Thing", second: "Thing", fold: int = 0) -> bool:
+    """Whether "`first` appears, then `second` appears" is kept for the test splits of `fold`."""
+    return (PAIRS.index((first.colour, first.shape)) + PAIRS.index((second.colour, second.shape))) % 4 == fold
 
 
 # The query instruction of each task: the one home for them, used by the training and written into
@@ -253,7 +263,11 @@ def _thing(rng: random.Random) -> Thing:
 
 
 def _event(
-    rng: random.Random, test: bool, thing: Thing, kinds: tuple[str, ...] = ("static", "move", "appear", "disappear")
+    rng: random.Random,
+    test: bool,
+    thing: Thing,
+    kinds: tuple[str, ...] = ("static", "move", "appear", "disappear"),
+    fold: int = 0,
 ) -> Event:
     """A random event of `thing`: a held-out combination for the test splits, a seen one for training."""
     kind = rng.choice(kinds)
@@ -262,19 +276,19 @@ def _event(
         for position in POSITIONS
         for direction in DIRECTIONS
     ]
-    return rng.choice([event for event in options if held_out(event) == test])
+    return rng.choice([event for event in options if held_out(event, fold) == test])
 
 
-def spatial_variants(event: Event, seen_only: bool = False) -> list[Event]:
+def spatial_variants(event: Event, seen_only: bool = False, fold: int = 0) -> list[Event]:
     """The event with its colour, its shape or its position changed: captions that differ in one spatial word.
 
-    `seen_only` leaves out held-out combinations (for training).
+    `seen_only` leaves out the combinations `fold` holds out (for training).
     """
     thing = event.thing
     out = [replace(event, thing=replace(thing, colour=c)) for c in COLOURS if c != thing.colour]
     out += [replace(event, thing=replace(thing, shape=s)) for s in SHAPES if s != thing.shape]
     out += [replace(event, position=p) for p in POSITIONS if p != event.position]
-    return [e for e in out if not (seen_only and held_out(e))]
+    return [e for e in out if not (seen_only and held_out(e, fold))]
 
 
 def temporal_variants(scene: Scene) -> list[Scene]:
@@ -288,20 +302,22 @@ def temporal_variants(scene: Scene) -> list[Scene]:
     return [Scene((replace(event, kind=flipped),))]
 
 
-def _temporal_scene(rng: random.Random, test: bool) -> Scene:
+def _temporal_scene(rng: random.Random, test: bool, fold: int = 0) -> Scene:
     if rng.random() < 0.4:
         first, second = _thing(rng), _thing(rng)
-        while (second.colour, second.shape) == (first.colour, first.shape) or held_out_order(first, second) != test:
+        while (second.colour, second.shape) == (first.colour, first.shape) or held_out_order(
+            first, second, fold
+        ) != test:
             first, second = _thing(rng), _thing(rng)
         return Scene((Event(first, "appear"), Event(second, "appear")), together=True)
-    return Scene((_event(rng, test, _thing(rng), ("move", "move", "appear", "disappear")),))
+    return Scene((_event(rng, test, _thing(rng), ("move", "move", "appear", "disappear"), fold),))
 
 
-def _seen(scene: Scene) -> bool:
-    """Whether a training clip may show the scene."""
+def _seen(scene: Scene, fold: int = 0) -> bool:
+    """Whether a training clip of `fold` may show the scene."""
     if scene.together:
-        return not held_out_order(*(event.thing for event in scene.events))
-    return not any(held_out(event) for event in scene.events)
+        return not held_out_order(*(event.thing for event in scene.events), fold)
+    return not any(held_out(event, fold) for event in scene.events)
 
 
 # --- writing ------------------------------------------------------------------------------------------
@@ -401,20 +417,20 @@ class Split:
             _write_jsonl(folder / "candidates.jsonl", self.candidates)
 
 
-def make_test_splits(root: Path, seed: int, scale: float = 1.0) -> dict[str, int]:
-    """Write the seven test splits under `root`; returns the number of queries of each."""
+def make_test_splits(root: Path, seed: int, scale: float = 1.0, fold: int = 0) -> dict[str, int]:
+    """Write the seven test splits of `fold` under `root`; returns the number of queries of each."""
     rng = random.Random(f"test-{seed}")
     test = True
     n = max(8, int(60 * scale))
     counts = {}
 
     split = Split(root, "TXT")
-    for scene in _unique(_forever(rng, lambda r: Scene((_event(r, test, _thing(r)),))), n):
+    for scene in _unique(_forever(rng, lambda r: Scene((_event(r, test, _thing(r), fold=fold),))), n):
         split.query({"text": scene.caption()}, scene)
     counts["TXT"] = split
 
     split = Split(root, "CMP")
-    for scene in _unique(_forever(rng, lambda r: Scene((_event(r, test, _thing(r), ("move",)),))), n):
+    for scene in _unique(_forever(rng, lambda r: Scene((_event(r, test, _thing(r), ("move",), fold),))), n):
         event = scene.events[0]
         image = split.writer.image(event.thing)
         split.query({"text": f"this object, but moving {event.direction} {event.speed}", "image": image}, scene)
@@ -423,7 +439,7 @@ def make_test_splits(root: Path, seed: int, scale: float = 1.0) -> dict[str, int
     counts["CMP"] = split
 
     split = Split(root, "VIS")
-    scenes = _unique(_forever(rng, lambda r: Scene((_event(r, test, _thing(r)),))), n)
+    scenes = _unique(_forever(rng, lambda r: Scene((_event(r, test, _thing(r), fold=fold),))), n)
     for index, scene in enumerate(scenes):
         if index % 2:  # a still of the thing: every clip that shows it is relevant
             showing = [other for other in scenes if other.events[0].thing == scene.events[0].thing]
@@ -433,7 +449,7 @@ def make_test_splits(root: Path, seed: int, scale: float = 1.0) -> dict[str, int
     counts["VIS"] = split
 
     split = Split(root, "S", ranking="local")
-    static = _forever(rng, lambda r: Scene((_event(r, test, _thing(r), ("static",)),)))
+    static = _forever(rng, lambda r: Scene((_event(r, test, _thing(r), ("static",), fold),)))
     for scene in _unique(static, n):
         others = spatial_variants(scene.events[0])
         picked = rng.sample([o for o in others if o.position != scene.events[0].position], 2)
@@ -442,13 +458,13 @@ def make_test_splits(root: Path, seed: int, scale: float = 1.0) -> dict[str, int
     counts["S"] = split
 
     split = Split(root, "T", ranking="local")
-    for scene in _unique(_forever(rng, lambda r: _temporal_scene(r, test)), n):
+    for scene in _unique(_forever(rng, lambda r: _temporal_scene(r, test, fold)), n):
         split.query({"text": scene.caption()}, scene, temporal_variants(scene))
     counts["T"] = split
 
     split = Split(root, "PR")
     long_scenes = _unique(
-        _forever(rng, lambda r: Scene(tuple(_event(r, test, _thing(r), ("move",)) for _ in range(2)))), n // 2
+        _forever(rng, lambda r: Scene(tuple(_event(r, test, _thing(r), ("move",), fold) for _ in range(2)))), n // 2
     )
     for scene in long_scenes:
         for event in scene.events:
@@ -458,7 +474,9 @@ def make_test_splits(root: Path, seed: int, scale: float = 1.0) -> dict[str, int
 
     split = Split(root, "LC")
     long_scenes = _unique(
-        _forever(rng, lambda r: Scene(tuple(_event(r, test, _thing(r)) for _ in range(4)), frames_per_event=4)),
+        _forever(
+            rng, lambda r: Scene(tuple(_event(r, test, _thing(r), fold=fold) for _ in range(4)), frames_per_event=4)
+        ),
         max(8, n // 2),
     )
     for scene in long_scenes:
@@ -471,26 +489,26 @@ def make_test_splits(root: Path, seed: int, scale: float = 1.0) -> dict[str, int
     return {name: len(split.queries) for name, split in counts.items()}
 
 
-def training_groups(seed: int, scale: float = 1.0) -> Iterator[list[dict]]:
-    """Training pairs in groups of hard negatives; no scene shows a held-out combination."""
+def training_groups(seed: int, scale: float = 1.0, fold: int = 0) -> Iterator[list[dict]]:
+    """Training pairs in groups of hard negatives; no scene shows a combination that `fold` holds out."""
     rng = random.Random(f"train-{seed}")
     test = False
     for _ in range(int(1000 * scale)):
         task = rng.choices(["TXT", "S", "T", "CMP", "VIS", "PR", "LC"], weights=[3, 3, 3, 2, 1, 1, 1])[0]
         if task in ("TXT", "S"):
-            base = _event(rng, test, _thing(rng), ("static",) if task == "S" else ("static", "move"))
-            variants = [e for e in spatial_variants(base, seen_only=True) if e != base]
+            base = _event(rng, test, _thing(rng), ("static",) if task == "S" else ("static", "move"), fold)
+            variants = [e for e in spatial_variants(base, seen_only=True, fold=fold) if e != base]
             events = [base, *rng.sample(variants, min(3, len(variants)))]
             yield [{"task": task, "text": Scene((e,)).caption(), "scene": Scene((e,))} for e in events]
         elif task == "T":
-            scene = _temporal_scene(rng, test)
-            scenes = [scene, *filter(_seen, temporal_variants(scene))][:4]
+            scene = _temporal_scene(rng, test, fold)
+            scenes = [scene, *(s for s in temporal_variants(scene) if _seen(s, fold))][:4]
             yield [{"task": task, "text": s.caption(), "scene": s} for s in scenes]
         elif task == "CMP":
             thing = _thing(rng)
             speed = rng.choice(list(SPEEDS))
             group = []
-            for direction in [d for d in DIRECTIONS if not held_out(Event(thing, "move", direction=d))]:
+            for direction in [d for d in DIRECTIONS if not held_out(Event(thing, "move", direction=d), fold)]:
                 scene = Scene((Event(thing, "move", direction=direction, speed=speed),))
                 group.append({"task": task, "text": f"this object, but moving {direction} {speed}", "thing": thing})
                 group[-1]["scene"] = scene
@@ -498,7 +516,7 @@ def training_groups(seed: int, scale: float = 1.0) -> Iterator[list[dict]]:
         elif task == "VIS":
             group = []
             for _ in range(3):
-                scene = Scene((_event(rng, test, _thing(rng)),))
+                scene = Scene((_event(rng, test, _thing(rng), fold=fold),))
                 if rng.random() < 0.5:
                     group.append({"task": task, "thing": scene.events[0].thing, "jitter": rng.randrange(1, 10**6)})
                 else:
@@ -506,18 +524,18 @@ def training_groups(seed: int, scale: float = 1.0) -> Iterator[list[dict]]:
                 group[-1]["scene"] = scene
             yield group
         elif task == "PR":
-            scene = Scene(tuple(_event(rng, test, _thing(rng), ("move",)) for _ in range(2)))
+            scene = Scene(tuple(_event(rng, test, _thing(rng), ("move",), fold) for _ in range(2)))
             yield [{"task": task, "text": Scene((e,)).caption(), "scene": scene} for e in scene.events]
         else:
-            scene = Scene(tuple(_event(rng, test, _thing(rng)) for _ in range(4)), frames_per_event=4)
+            scene = Scene(tuple(_event(rng, test, _thing(rng), fold=fold) for _ in range(4)), frames_per_event=4)
             yield [{"task": task, "text": scene.caption(), "scene": scene}]
 
 
-def make_training_pairs(root: Path, seed: int, scale: float = 1.0) -> int:
-    """Write `root/pairs.jsonl` and its media; returns the number of pairs."""
+def make_training_pairs(root: Path, seed: int, scale: float = 1.0, fold: int = 0) -> int:
+    """Write `root/pairs.jsonl` and its media (training for `fold`); returns the number of pairs."""
     writer = Writer(root)
     rows = []
-    groups = list(training_groups(seed, scale))
+    groups = list(training_groups(seed, scale, fold))
     for group_id, group in enumerate(tqdm(groups, desc="writing training clips", unit="group")):
         for pair in group:
             row = {"group": group_id, "task": pair["task"], "instruction": INSTRUCTIONS[pair["task"]]}
@@ -585,6 +603,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--scale", type=float, default=1.0, help="multiply the number of training groups and test queries"
     )
+    parser.add_argument(
+        "--fold",
+        type=int,
+        choices=range(FOLDS),
+        default=0,
+        help="which combinations to hold out (default 0, the recorded test splits; 1-3 for choosing training settings)",
+    )
     parser.add_argument("--samples", action="store_true", help="write the main job's sample clips and queries")
     args = parser.parse_args(argv)
     if args.scale <= 0:
@@ -592,8 +617,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.samples:
         print(f"wrote {make_samples(args.out)} sample clips and queries.json to {args.out}")
         return
-    pairs = make_training_pairs(args.out / "train", args.seed, args.scale)
-    counts = make_test_splits(args.out / "test", args.seed, args.scale)
+    pairs = make_training_pairs(args.out / "train", args.seed, args.scale, args.fold)
+    counts = make_test_splits(args.out / "test", args.seed, args.scale, args.fold)
     print(f"wrote {pairs} training pairs to {args.out / 'train'}")
     print(f"wrote test splits to {args.out / 'test'}: " + ", ".join(f"{k} {v} queries" for k, v in counts.items()))
 

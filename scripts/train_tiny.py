@@ -141,7 +141,15 @@ def contrastive_loss(model, featurizer: Featurizer, batch: list[dict], temperatu
 
 
 def train(
-    model, featurizer: Featurizer, pairs: list[dict], steps: int, lr: float, groups: int, seed: int, stage: str
+    model,
+    featurizer: Featurizer,
+    pairs: list[dict],
+    steps: int,
+    lr: float,
+    groups: int,
+    seed: int,
+    stage: str,
+    temperature: float = TEMPERATURE,
 ) -> list[float]:
     """AdamW with warm-up and cosine decay over `steps` batches; returns the losses."""
     parameters = [p for p in model.parameters() if p.requires_grad]
@@ -155,7 +163,7 @@ def train(
     losses, stream = [], batches(pairs, groups, random.Random(f"{stage}-{seed}"))
     progress = tqdm(range(steps), desc=f"training ({stage})", unit="step")
     for _ in progress:
-        loss = contrastive_loss(model, featurizer, next(stream), temperature=TEMPERATURE)
+        loss = contrastive_loss(model, featurizer, next(stream), temperature=temperature)
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(parameters, 1.0)
@@ -177,6 +185,7 @@ def train_tiny(
     lr: float = 1e-3,
     lora_lr: float = 1e-3,
     lora_rank: int = 16,
+    temperature: float = TEMPERATURE,
     seed: int = 0,
     workdir: str | Path | None = None,
 ) -> Path:
@@ -203,7 +212,7 @@ def train_tiny(
     featurizer = Featurizer(AutoProcessor.from_pretrained(initial, trust_remote_code=True))
     for pair in tqdm(pairs, desc="featurizing the training pairs", unit="pair"):
         featurized(featurizer, [pair])
-    train(model, featurizer, pairs, backbone_steps, lr, groups_per_batch, seed, "backbone")
+    train(model, featurizer, pairs, backbone_steps, lr, groups_per_batch, seed, "backbone", temperature)
     base = Qwen2_5_VLForConditionalGeneration.from_pretrained(initial)
     base.model.load_state_dict(model.model.state_dict())
     base.save_pretrained(work / "base")
@@ -217,7 +226,7 @@ def train_tiny(
     model = AutoModel.from_pretrained(work / "base", trust_remote_code=True)
     lora = LoraConfig(r=lora_rank, lora_alpha=2 * lora_rank, target_modules=LORA_TARGETS, lora_dropout=0.0)
     model = get_peft_model(model, lora)
-    train(model, featurizer, pairs, lora_steps, lora_lr, groups_per_batch, seed, "lora")
+    train(model, featurizer, pairs, lora_steps, lora_lr, groups_per_batch, seed, "lora", temperature)
     model.save_pretrained(work / "adapter")
     trained = time.perf_counter() - started
 
@@ -242,6 +251,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lr", type=float, default=1e-3, help="stage 1 peak learning rate (default: 1e-3)")
     parser.add_argument("--lora-lr", type=float, default=1e-3, help="stage 2 peak learning rate (default: 1e-3)")
     parser.add_argument("--lora-rank", type=int, default=16, help="LoRA rank (default: 16)")
+    parser.add_argument(
+        "--temperature", type=float, default=TEMPERATURE, help=f"contrastive temperature (default: {TEMPERATURE})"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the weights and batches (default: 0)")
     parser.add_argument("--workdir", type=Path, help="keep the intermediate base and adapter here")
     args = parser.parse_args(argv)
@@ -254,6 +266,7 @@ def main(argv: list[str] | None = None) -> None:
         lr=args.lr,
         lora_lr=args.lora_lr,
         lora_rank=args.lora_rank,
+        temperature=args.temperature,
         seed=args.seed,
         workdir=args.workdir,
     )

@@ -12,8 +12,10 @@ from scripts.common import REMOTE_CODE_FILES, ROOT
 from scripts.make_synthetic_data import (
     COLOURS,
     DIRECTIONS,
+    FOLDS,
     PAIRS,
     POSITIONS,
+    SIZES,
     Event,
     Scene,
     Thing,
@@ -112,8 +114,8 @@ def parse(caption: str) -> list:
     return events
 
 
-def is_held_out(event) -> bool:
-    return held_out_order(*event) if isinstance(event, tuple) else held_out(event)
+def is_held_out(event, fold: int = 0) -> bool:
+    return held_out_order(*event, fold) if isinstance(event, tuple) else held_out(event, fold)
 
 
 def test_captions_describe_their_scenes():
@@ -140,6 +142,26 @@ def test_train_and_test_are_disjoint_in_combinations_of_attributes(synthetic):
     assert {(e.thing.colour, e.thing.shape) for e in singles} == set(PAIRS)
     assert {e.position for e in singles if e.kind != "move"} == set(POSITIONS)
     assert {e.direction for e in singles if e.kind == "move"} == set(DIRECTIONS)
+
+
+def test_every_combination_is_held_out_by_exactly_one_fold():
+    things = [Thing(colour, shape, size) for colour, shape in PAIRS for size in SIZES]
+    events = {Event(thing, "static", position=position) for thing in things for position in POSITIONS}
+    events |= {Event(thing, "move", direction=direction) for thing in things for direction in DIRECTIONS}
+    orders = [(Thing(*first), Thing(*second)) for first in PAIRS for second in PAIRS if first != second]
+    for combination in [*events, *orders]:
+        assert sum(is_held_out(combination, fold) for fold in range(FOLDS)) == 1, combination
+
+
+def test_another_fold_trains_and_tests_on_its_own_combinations(tmp_path):
+    main([str(tmp_path), "--seed", "3", "--scale", "0.02", "--fold", "1"])
+    for row in read_jsonl(tmp_path / "train" / "pairs.jsonl"):
+        if "text" in row and "this object" not in row["text"]:
+            assert not any(is_held_out(event, 1) for event in parse(row["text"])), row
+    for split in ("TXT", "S", "T", "PR", "LC"):
+        for query in read_jsonl(tmp_path / "test" / split / "queries.jsonl"):
+            assert all(is_held_out(event, 1) for event in parse(query["text"])), (split, query)
+            assert not any(is_held_out(event, 0) for event in parse(query["text"])), (split, query)
 
 
 def test_splits_are_written_in_the_evaluation_format(synthetic):
