@@ -293,9 +293,9 @@ class GVEModel(Qwen2_5_VLPreTrainedModel):
         the inputs ahead of the model (qwen-vl-utils and the processor, in order of submission);
         each window of `2 * batch_size` read inputs is sorted by length and cut into the batches of at
         most `batch_size` inputs and `max_batch_tokens` tokens (padding included) that waste the least
-        padding. Memory stays
-        bounded by a few windows, however long the iterable. With `on_error="skip"`, an input that
-        cannot be embedded yields `(position, GVEInputError)` instead of an embedding.
+        padding. Memory stays bounded by a few windows, however long the iterable. With
+        `on_error="skip"`, an input that cannot be embedded yields `(position, GVEInputError)` instead
+        of an embedding.
         """
         from tqdm.auto import tqdm
 
@@ -328,10 +328,11 @@ class GVEModel(Qwen2_5_VLPreTrainedModel):
         def model_threads() -> int:
             """Intra-op threads for the next forward pass: those the busy workers leave to it.
 
-            On a CPU the workers and the forward pass share the cores. Intra-op threads beyond the free
-            cores only wait for each other (measured on 2 cores, a 2-thread forward pass beside two
-            decoding workers: 18% fewer inputs a second than a 1-thread one); with the workers idle
-            (texts, or the end of the input) the forward pass takes every thread.
+            On a CPU the workers and the forward pass share the cores, and intra-op threads beyond the
+            free cores only wait for each other: on 2 cores with two decoding workers, a forward pass
+            kept at 2 threads embedded 41.6 inputs a second where this gives 47.3
+            (benchmarks/RESULTS.md). With the workers idle (texts, or the end of the input) the forward
+            pass takes every thread.
             """
             busy = min(workers, sum(not future.done() for _, future in pending))
             return max(1, threads - busy)
@@ -411,7 +412,7 @@ class EncodeResult:
 # The fixed cost of one forward pass, counted in padded tokens: `_cut_batches` starts another batch
 # only where that saves more padding than this. On a CPU any value from 100 to 300 cut the padding of
 # benchmarks/RESULTS.md's corpus from 41% to 3-4% and its forward time by 40%; on a GPU a 3B forward
-# pass's fixed cost (kernel launches) is of the same order.
+# pass's fixed cost (kernel launches) is estimated to be of the same order (not yet measured).
 BATCH_COST_TOKENS = 256
 
 
@@ -443,14 +444,15 @@ def _cut_batches(lengths: list[int], batch_size: int, max_batch_tokens: int) -> 
 @contextmanager
 def _intra_op_threads(count: int | None) -> Iterator[None]:
     """Run this thread's torch operations on `count` intra-op threads (None: leave them as they are)."""
+    if count is None:
+        yield
+        return
     previous = torch.get_num_threads()
-    if count is not None:
-        torch.set_num_threads(count)
+    torch.set_num_threads(count)
     try:
         yield
     finally:
-        if count is not None:
-            torch.set_num_threads(previous)
+        torch.set_num_threads(previous)
 
 
 def _quiet(show_progress_bar: bool | None, total: int | None, batch_size: int) -> bool:
