@@ -21,6 +21,7 @@ path runs in its own process, so that its peak RSS is its own; (b) also runs on 
 """
 
 import argparse
+import inspect
 import json
 import os
 import resource
@@ -250,13 +251,14 @@ def run_path(path: str, model_id: str, corpus: list, repeat: int, device: str, s
     else:  # each stage's own cost: encode's stages one after another, window by window, on one CPU thread
         torch.set_num_threads(1)
         processor, items = model.processor, list(stream)
-        for window in range(0, len(items), 32):  # encode's windows and batches (batch_size 16)
-            loaded = [processor.load(item) for item in items[window : window + 32]]
+        defaults = inspect.signature(type(model).encode_stream).parameters  # encode's own batching
+        batch_size, max_batch_tokens = defaults["batch_size"].default, defaults["max_batch_tokens"].default
+        for window in range(0, len(items), 2 * batch_size):  # encode's windows
+            loaded = [processor.load(item) for item in items[window : window + 2 * batch_size]]
             for item in loaded:
                 processor.featurize(item, release_media=True)
-            for _ in model._embed_window(
-                list(enumerate(loaded)), 16, 16384, processor.embedding_config.max_length, lambda: 1
-            ):
+            max_length = processor.embedding_config.max_length
+            for _ in model._embed_window(list(enumerate(loaded)), batch_size, max_batch_tokens, max_length, lambda: 1):
                 pass
     seconds = time.perf_counter() - start
     result = {

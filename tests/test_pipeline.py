@@ -77,19 +77,17 @@ def test_batches_are_cut_with_the_least_padding_within_the_limits():
             edges = [0] + [i + 1 for i in range(count - 1) if mask >> i & 1] + [count]
             yield list(itertools.pairwise(edges))
 
+    def within_limits(cuts, lengths, batch_size, budget):
+        return all(e - s <= batch_size and (e - s == 1 or (e - s) * lengths[e - 1] <= budget) for s, e in cuts)
+
     rng = random.Random(0)
     for _ in range(200):
         lengths = sorted(rng.choice([20, 60, 61, 150, 152, 400, 900]) for _ in range(rng.randint(1, 9)))
         batch_size, budget = rng.randint(1, 5), rng.choice([900, 1200, 3000])
         cuts = cut_batches(lengths, batch_size, budget)
         assert [start for start, _ in cuts] == [0, *(end for _, end in cuts[:-1])] and cuts[-1][1] == len(lengths)
-        for start, end in cuts:
-            assert end - start <= batch_size and (end - start == 1 or (end - start) * lengths[end - 1] <= budget)
-        allowed = [
-            other
-            for other in every_cut(len(lengths))
-            if all(e - s <= batch_size and (e - s == 1 or (e - s) * lengths[e - 1] <= budget) for s, e in other)
-        ]
+        assert within_limits(cuts, lengths, batch_size, budget)
+        allowed = [other for other in every_cut(len(lengths)) if within_limits(other, lengths, batch_size, budget)]
         assert cost(cuts, lengths) == min(cost(other, lengths) for other in allowed), (lengths, batch_size, budget)
     # one long prompt among short ones gets a batch of its own instead of padding them all
     assert cut_batches([60] * 8 + [900], 16, 16384) == [(0, 8), (8, 9)]
