@@ -269,6 +269,21 @@ def card_metadata(results: dict[str, Any], row: dict[str, Any] | None, base_mode
     return ModelCardData(**{**METADATA, "base_model": base_model}, **evaluation)
 
 
+def benchmark_link(benchmark: dict[str, Any]) -> str:
+    """The benchmark's name, linked to its Hub dataset when `dataset` is a Hub id (`local/...` names are not)."""
+    dataset = benchmark["dataset"]
+    if re.fullmatch(r"[\w.-]+/[\w.-]+", dataset) and not dataset.startswith("local/"):
+        return f"[{benchmark['name']}](https://huggingface.co/datasets/{dataset})"
+    return benchmark["name"]
+
+
+def scores_source(results: dict[str, Any], results_path: Path) -> str:
+    """The sentence under the results table that says where its scores come from."""
+    if results_path.resolve() == RESULTS_PATH.resolve():
+        return f"The scores are those published with GVE; `{_in_repo(RESULTS_PATH)}` records their source."
+    return f"The scores come from `{_in_repo(results_path.resolve())}`: {results['source']}"
+
+
 def handler_limits_table(path: Path = HANDLER_PATH) -> str:
     """The limits table of handler.py's module docstring (read without importing the handler)."""
     try:
@@ -371,6 +386,8 @@ def render_model_card(
         "base_model": base_model,
         "this": this,
         "benchmark": benchmark,
+        "benchmark_link": benchmark_link(benchmark),
+        "scores_source": scores_source(results, results_path),
         "abilities": [column for column in results["columns"] if column["key"] != overall],
         "results_table": results_table(results),
         "handler_limits_table": handler_limits_table(),

@@ -241,6 +241,24 @@ def test_marks_on_synthetic_results_with_ties(tmp_path):
     ]
 
 
+def test_the_card_says_where_its_scores_come_from(card, tmp_path):
+    assert "[UVRB](https://huggingface.co/datasets/Alibaba-NLP/UVRB), the Universal" in card
+    assert "The scores are those published with GVE; `model_card/uvrb_results.json` records their source." in card
+    # results measured here by scripts/evaluate.py: their own source sentence, and no link to a Hub dataset
+    path = synthetic_results(tmp_path, {"GVE-7B": [0.8, 0.3]})
+    data = json.loads(path.read_text())
+    data["source"] = "scripts/evaluate.py on the local benchmark B (2 datasets): model m, float32 on cpu."
+    data["benchmark"].update(name="B", dataset="local/b")
+    path.write_text(json.dumps(data))
+    text = render_model_card(results_path=path)
+    assert f"The scores come from `{path}`: {data['source']}" in text
+    assert "published with GVE" not in text and "huggingface.co/datasets/local" not in text
+    assert "\nB, the Universal Video Retrieval Benchmark, has" in text
+    data["benchmark"]["dataset"] = "someone/b"  # a Hub dataset is linked
+    path.write_text(json.dumps(data))
+    assert "[B](https://huggingface.co/datasets/someone/b), the" in render_model_card(results_path=path)
+
+
 def test_marks_when_all_scores_are_equal(tmp_path):
     results = load_results(synthetic_results(tmp_path, {"A": [0.5, 0.5], "GVE-7B": [0.5, 0.5]}))
     assert column_marks(results)["AVG"] == {"A": "best", "GVE-7B": "best"}
