@@ -80,12 +80,16 @@ class Query:
         item = {"text": self.text, "image": self.image, "video": self.video, "instruction": self.instruction}
         return {key: str(value) for key, value in item.items() if value is not None}
 
+    @property
+    def kind(self) -> str:
+        """`text`, `image`, `video`, or a composed kind such as `text + image`."""
+        return " + ".join(key for key in ("text", "image", "video") if getattr(self, key) is not None)
+
     def describe(self) -> str:
         """What the query is, in one line: its kind and its parts."""
-        kind = " + ".join(key for key in ("text", "image", "video") if getattr(self, key) is not None)
         parts = [json.dumps(self.text, ensure_ascii=False)] if self.text is not None else []
         parts += [_shown(media) for media in (self.image, self.video) if media is not None]
-        return f"{kind}: " + " + ".join(parts)
+        return f"{self.kind}: " + " + ".join(parts)
 
 
 def _shown(path: Path) -> str:
@@ -330,8 +334,12 @@ def format_results(results: list[QueryResult]) -> str:
                 lines.append(f"  ✗ the expected video {query.expected} comes at rank {result.expected_rank}, not first")
     checked = [result for result in results if result.query.expected is not None]
     if checked:
-        first = sum(bool(result.expected_first) for result in checked)
-        lines += ["", f"expected video first: {first}/{len(checked)} queries"]
+        by_kind: dict[str, list[bool]] = {}
+        for result in checked:
+            by_kind.setdefault(result.query.kind, []).append(bool(result.expected_first))
+        kinds = ", ".join(f"{kind} {sum(firsts)}/{len(firsts)}" for kind, firsts in by_kind.items())
+        first = sum(sum(firsts) for firsts in by_kind.values())
+        lines += ["", f"expected video first: {first}/{len(checked)} queries ({kinds})"]
     return "\n".join(lines)
 
 

@@ -292,8 +292,16 @@ def test_help_explains_the_job():
 def test_the_default_run_retrieves_each_sample_caption_clip_first(tmp_path, capsys):
     report = vs.video_search(output=tmp_path)
     checked = [result for result in report.results if result.query.expected is not None]
-    assert checked, "the sample queries name no expected clip"
-    misses = {r.query.name: r.expected_rank for r in checked if not r.expected_first}
+    captions = [result for result in checked if result.query.kind == "text"]
+    assert len(captions) == 7 and len(checked) == 10, "every sample clip's caption, and three other queries"
+    misses = {r.query.name: r.expected_rank for r in captions if not r.expected_first}
     assert not misses, misses
-    assert f"expected video first: {len(checked)}/{len(checked)} queries" in capsys.readouterr().out
+    # the summary line counts what the tables show, per kind of query
+    kinds = {}
+    for result in checked:
+        kinds.setdefault(result.query.kind, []).append(result.expected_first)
+    counts = ", ".join(f"{kind} {sum(firsts)}/{len(firsts)}" for kind, firsts in kinds.items())
+    first = sum(r.expected_first for r in checked)
+    assert f"expected video first: {first}/10 queries ({counts})" in capsys.readouterr().out
+    assert counts.startswith("text 7/7, ")
     assert report.html.is_file()
