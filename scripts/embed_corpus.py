@@ -72,6 +72,7 @@ DEFAULT_SHARD_SIZE = 1000
 EXACT_INDEX_LIMIT = 100_000
 METADATA_KEY = b"gve"
 DECODE_TASK_MEMORY = 2**30  # bytes reserved per decoding task (torch and the processor take ~650 MiB)
+RELEASE_TIMEOUT = 60.0  # seconds a run waits for an earlier run's actors to give their CPUs back
 DTYPES = ("float32", "bfloat16", "float16")
 
 
@@ -721,7 +722,14 @@ def _run_pipeline(summary: Summary, shards: list, pending: list[int], settings: 
 
 
 def _check_resources(ray, options: dict) -> None:
-    """Refuse a plan whose actors would hold every CPU: the decoding tasks would then never run."""
+    """Refuse a plan whose actors would hold every CPU: the decoding tasks would then never run.
+
+    Then wait (at most RELEASE_TIMEOUT seconds) until those CPUs are free. Ray Data stops a finished or failed
+    run's model actors asynchronously, and a run started in the same process meanwhile (a resume after an error,
+    in a notebook or a test) was seen to wait forever for the CPU that a dead run's actor kept.
+    """
+    import gc
+
     cpus = ray.cluster_resources().get("CPU", 0)
     needed = options["concurrency"] * options["actor_cpus"] + (1 if options["preprocess_mode"] == "tasks" else 0)
     if needed > cpus:
@@ -731,6 +739,11 @@ def _check_resources(ray, options: dict) -> None:
             + f" need {needed:g} CPUs, and Ray has {cpus:g}: lower --concurrency or --actor-cpus "
             "(e.g. --actor-cpus 0.5), or give Ray more CPUs."
         )
+    deadline = time.monotonic() + RELEASE_TIMEOUT
+    gc.collect()  # an old run's actor handles in a reference cycle: the actors are stopped once it is collected
+    while ray.available_resources().get("CPU", 0) < needed and time.monotonic() < deadline:
+        time.sleep(0.1)
+        gc.collect()
 
 
 def write_shard(

@@ -6,6 +6,7 @@ own Ray Data pipeline on it. The runs are few and small, since each starts its m
 
 import json
 import shutil
+import time
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -316,3 +317,33 @@ def test_help_explains_itself(capsys):
     text = capsys.readouterr().out
     for option in ("--address", "--concurrency", "--num-gpus", "--on-error", "--float16", "--index", "--max-shards"):
         assert option in text
+
+
+class FakeRay:
+    """What _check_resources reads from Ray: 2 CPUs, of which `free` are available, one more at each look."""
+
+    def __init__(self, free: float, frees: bool = True) -> None:
+        self.free, self.frees, self.looks = free, frees, 0
+
+    def cluster_resources(self) -> dict:
+        return {"CPU": 2.0}
+
+    def available_resources(self) -> dict:
+        self.looks += 1
+        free = self.free
+        if self.frees:
+            self.free = min(2.0, self.free + 0.5)
+        return {"CPU": free}
+
+
+def test_a_run_waits_for_the_cpus_an_earlier_run_still_holds(monkeypatch):
+    plan = {"concurrency": 1, "actor_cpus": 1, "preprocess_mode": "tasks"}
+    ray = FakeRay(free=0.0)
+    ec._check_resources(ray, plan)
+    assert ray.looks == 5 and ray.free == 2.0  # it returned at the first look that found 2 CPUs free
+    monkeypatch.setattr(ec, "RELEASE_TIMEOUT", 0.3)
+    started = time.monotonic()
+    ec._check_resources(FakeRay(free=1.0, frees=False), plan)  # never freed: it waits out the timeout, then goes on
+    assert time.monotonic() - started >= 0.3
+    with pytest.raises(ec.PlanError, match=r"need 3 CPUs, and Ray has 2: lower --concurrency"):
+        ec._check_resources(FakeRay(free=2.0), {**plan, "concurrency": 2})
