@@ -59,7 +59,7 @@ SETTINGS = {
 # positions with seen ones (S R@1 0.83-0.86); at 0.025 those near misses cost more (benchmarks/SYNTHETIC.md).
 # Fold 1's splits agree (average 0.568 against 0.477 at 0.05), one run each: within the spread between draws.
 TEMPERATURE = 0.025
-# Training length. 1,700 + 200 steps met the targets on one draw of the training pairs and not on others; 2,700 +
+# Training length. 1,700 + 200 steps met the targets on some draws of the training pairs and folds, not others; 2,700 +
 # 300 raised S R@1 on each of the validation folds 1-3 (0.778/0.917/0.722 to 0.944/0.972/0.972, SYNTHETIC.md)
 # and still fits the 15-minute budget on 2 CPU cores.
 BACKBONE_STEPS = 2700

@@ -320,7 +320,7 @@ def test_help_explains_itself(capsys):
 
 
 class FakeRay:
-    """What _check_resources reads from Ray: 2 CPUs, of which `free` are available, one more at each look."""
+    """What _check_resources reads from Ray: 2 CPUs, of which `free` are available, half a CPU more at each look."""
 
     def __init__(self, free: float, frees: bool = True) -> None:
         self.free, self.frees, self.looks = free, frees, 0
