@@ -253,11 +253,11 @@ def run_path(path: str, model_id: str, corpus: list, repeat: int, device: str, s
         processor, items = model.processor, list(stream)
         defaults = inspect.signature(type(model).encode_stream).parameters  # encode's own batching
         batch_size, max_batch_tokens = defaults["batch_size"].default, defaults["max_batch_tokens"].default
+        max_length = processor.embedding_config.max_length
         for window in range(0, len(items), 2 * batch_size):  # encode's windows
             loaded = [processor.load(item) for item in items[window : window + 2 * batch_size]]
             for item in loaded:
                 processor.featurize(item, release_media=True)
-            max_length = processor.embedding_config.max_length
             for _ in model._embed_window(list(enumerate(loaded)), batch_size, max_batch_tokens, max_length, lambda: 1):
                 pass
     seconds = time.perf_counter() - start

@@ -640,7 +640,7 @@ def _run_pipeline(summary: Summary, shards: list, pending: list[int], settings: 
         cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
     checkpoint, revision, on_error = settings["checkpoint"], settings["revision"], options["on_error"]
-    _check_resources(ray, options)
+    _wait_for_cpus(ray, _check_resources(ray, options))
     table = pa.Table.from_pylist(
         [
             {**row, "row": number * settings["shard_size"] + offset, "shard": number}
@@ -721,15 +721,11 @@ def _run_pipeline(summary: Summary, shards: list, pending: list[int], settings: 
         progress.close()
 
 
-def _check_resources(ray, options: dict) -> None:
+def _check_resources(ray, options: dict) -> float:
     """Refuse a plan whose actors would hold every CPU: the decoding tasks would then never run.
 
-    Then wait (at most RELEASE_TIMEOUT seconds) until those CPUs are free. Ray Data stops a finished or failed
-    run's model actors asynchronously, and a run started in the same process meanwhile (a resume after an error,
-    in a notebook or a test) was seen to wait forever for the CPU that a dead run's actor kept.
+    Returns the CPUs the plan needs.
     """
-    import gc
-
     cpus = ray.cluster_resources().get("CPU", 0)
     needed = options["concurrency"] * options["actor_cpus"] + (1 if options["preprocess_mode"] == "tasks" else 0)
     if needed > cpus:
@@ -739,6 +735,18 @@ def _check_resources(ray, options: dict) -> None:
             + f" need {needed:g} CPUs, and Ray has {cpus:g}: lower --concurrency or --actor-cpus "
             "(e.g. --actor-cpus 0.5), or give Ray more CPUs."
         )
+    return needed
+
+
+def _wait_for_cpus(ray, needed: float) -> None:
+    """Wait (at most RELEASE_TIMEOUT seconds) until Ray has `needed` CPUs free.
+
+    Ray Data stops a finished or failed run's model actors asynchronously, and a run started in the same
+    process meanwhile (a resume after an error, in a notebook or a test) was seen to wait forever for the CPU
+    that a dead run's actor kept.
+    """
+    import gc
+
     deadline = time.monotonic() + RELEASE_TIMEOUT
     gc.collect()  # an old run's actor handles in a reference cycle: the actors are stopped once it is collected
     while ray.available_resources().get("CPU", 0) < needed and time.monotonic() < deadline:

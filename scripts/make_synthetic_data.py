@@ -95,7 +95,7 @@ def held_out(event: "Event", fold: int = 0) -> bool:
 
 def held_out_order(first: "Thing", second: "Thing", fold: int = 0) -> bool:
     """Whether "`first` appears, then `second` appears" is kept for the test splits of `fold`."""
-    return (PAIRS.index((first.colour, first.shape)) + PAIRS.index((second.colour, second.shape))) % 4 == fold
+    return (PAIRS.index((first.colour, first.shape)) + PAIRS.index((second.colour, second.shape))) % FOLDS == fold
 
 
 # The query instruction of each task: the one home for them, used by the training and written into

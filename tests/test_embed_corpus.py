@@ -320,7 +320,7 @@ def test_help_explains_itself(capsys):
 
 
 class FakeRay:
-    """What _check_resources reads from Ray: 2 CPUs, of which `free` are available, half a CPU more at each look."""
+    """What _check_resources and _wait_for_cpus read from Ray: 2 CPUs, `free` of them available, 0.5 more a look."""
 
     def __init__(self, free: float, frees: bool = True) -> None:
         self.free, self.frees, self.looks = free, frees, 0
@@ -339,11 +339,11 @@ class FakeRay:
 def test_a_run_waits_for_the_cpus_an_earlier_run_still_holds(monkeypatch):
     plan = {"concurrency": 1, "actor_cpus": 1, "preprocess_mode": "tasks"}
     ray = FakeRay(free=0.0)
-    ec._check_resources(ray, plan)
+    ec._wait_for_cpus(ray, ec._check_resources(ray, plan))
     assert ray.looks == 5 and ray.free == 2.0  # it returned at the first look that found 2 CPUs free
     monkeypatch.setattr(ec, "RELEASE_TIMEOUT", 0.3)
     started = time.monotonic()
-    ec._check_resources(FakeRay(free=1.0, frees=False), plan)  # never freed: it waits out the timeout, then goes on
+    ec._wait_for_cpus(FakeRay(free=1.0, frees=False), 2)  # never freed: it waits out the timeout, then goes on
     assert time.monotonic() - started >= 0.3
     with pytest.raises(ec.PlanError, match=r"need 3 CPUs, and Ray has 2: lower --concurrency"):
         ec._check_resources(FakeRay(free=2.0), {**plan, "concurrency": 2})
