@@ -31,10 +31,12 @@ Output folder:
     index.faiss, index.json        with --index: FAISS index (inner product) and its id list
 
 Resume: shard k always holds manifest rows [k * shard_size, (k + 1) * shard_size). A shard is
-written to a hidden temporary file and renamed, so a shard file is complete or absent. A re-run
-skips every finished shard (after checking its rows' digest against the manifest) and writes no
-duplicate id; a run whose settings differ from the folder's is refused. `--max-shards` stops after
-that many new shards.
+written to a hidden temporary file, flushed to disk and renamed, so a shard file is complete or
+absent, even after a crash or a power cut. A re-run skips every finished shard (after checking its
+rows' digest against the manifest) and writes no duplicate id; a run whose settings differ from the
+folder's is refused, and so is a damaged shard (cut short or overwritten, e.g. by a disk fault or an
+interrupted copy): the error names it; delete it and re-run to re-embed its rows. `--max-shards`
+stops after that many new shards.
 
 Bad items follow the encode pipeline's policy: `--on-error raise` (default) stops at the first item
 that cannot be embedded, naming its id; `--on-error skip` leaves it out of the shards and lists it
@@ -55,6 +57,7 @@ import re
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,6 +85,10 @@ class ManifestError(ValueError):
 
 class OutputMismatch(ValueError):
     """The output folder holds embeddings made with other settings or from other manifest rows."""
+
+
+class DamagedShard(OutputMismatch):
+    """A finished shard that cannot be read (cut short, or overwritten); the message names it and the fix."""
 
 
 class PlanError(ValueError):
@@ -294,7 +301,26 @@ def _check_settings(out: Path, settings: dict[str, Any]) -> None:
 def _write_atomic(path: Path, data: bytes) -> None:
     temporary = path.with_name(f".{path.name}.tmp")
     temporary.write_bytes(data)
+    _replace_durably(temporary, path)
+
+
+def _replace_durably(temporary: Path, path: Path) -> None:
+    """Rename a written temporary file to `path`, so that after a crash or a power cut `path` is the old
+    file or the whole new one, never a name whose data did not reach the disk.
+
+    The file's data is synced before the rename, and its folder (which records the rename) after.
+    """
+    with open(temporary, "r+b") as file:  # opened for writing: Windows syncs only writable handles
+        os.fsync(file.fileno())
     os.replace(temporary, path)
+    try:
+        folder = os.open(path.parent, os.O_RDONLY)
+    except OSError:  # a folder cannot be opened on Windows, whose renames need no folder sync
+        return
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
 
 
 # ------------------------------------------------------------------ Ray stages
@@ -508,11 +534,32 @@ def errors_path(out: Path, shard: int) -> Path:
     return out / "errors" / f"part-{shard:05d}.jsonl"
 
 
-def shard_metadata(path: Path) -> dict[str, Any]:
-    """The GVE metadata of a written shard (settings, shard number, rows digest, counts)."""
+@contextmanager
+def _open_shard(path: Path) -> Iterator[Any]:
+    """A finished shard, open as a `pyarrow.parquet.ParquetFile`: the one place shards are read, so that a
+    damaged one raises `DamagedShard` naming it and the fix, not arrow's bare error.
+
+    Opening reads the footer (a shard cut short or overwritten has none); reading the rows finds damage inside.
+    """
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    metadata = pq.read_schema(path).metadata or {}
+    try:
+        with pq.ParquetFile(path) as shard:
+            yield shard
+    except (FileNotFoundError, PermissionError):
+        raise
+    except (pa.ArrowException, OSError) as error:  # arrow reports a bad page header as a plain OSError
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise DamagedShard(
+            f"shard {path} is damaged ({reason}): delete it and run again to re-embed its rows"
+        ) from error
+
+
+def shard_metadata(path: Path) -> dict[str, Any]:
+    """The GVE metadata of a written shard (settings, shard number, rows digest, counts), from its footer."""
+    with _open_shard(path) as shard:
+        metadata = shard.schema_arrow.metadata or {}
     if METADATA_KEY not in metadata:
         raise OutputMismatch(f"{path} has no GVE metadata; it was not written by embed_corpus")
     return json.loads(metadata[METADATA_KEY])
@@ -558,6 +605,7 @@ def embed_corpus(
     Raises:
         ManifestError: the manifest is invalid.
         OutputMismatch: `out` holds embeddings of other settings or other manifest rows.
+        DamagedShard: a finished shard in `out` cannot be read.
         ItemError: with `on_error="raise"`, an item that cannot be embedded (named by id and row).
     """
     import ray
@@ -794,7 +842,7 @@ def write_shard(
     path = shard_path(out, number)
     temporary = path.with_name(f".{path.name}.tmp")
     pq.write_table(table, temporary)
-    os.replace(temporary, path)
+    _replace_durably(temporary, path)
     return len(good), len(bad)
 
 
@@ -807,20 +855,23 @@ def gather_errors(out: Path) -> Path:
 
 
 def read_embeddings(out: str | Path) -> tuple[list[str], np.ndarray]:
-    """All ids and embeddings (float32) of an output folder, in manifest order."""
-    import pyarrow.parquet as pq
+    """All ids and embeddings (float32) of an output folder, in manifest order.
 
+    Raises:
+        DamagedShard: a shard cannot be read.
+    """
     ids, parts = [], []
     for path in sorted((Path(out) / "embeddings").glob("part-*.parquet")):
-        for shard_ids, vectors in _shard_batches(pq, path):
+        for shard_ids, vectors in _shard_batches(path):
             ids.extend(shard_ids)
             parts.append(vectors)
     dimension = json.loads((Path(out) / "settings.json").read_text())["dimension"]
     return ids, (np.concatenate(parts) if parts else np.empty((0, dimension), np.float32))
 
 
-def _shard_batches(pq, path: Path) -> Iterator[tuple[list[str], np.ndarray]]:
-    table = pq.read_table(path)
+def _shard_batches(path: Path) -> Iterator[tuple[list[str], np.ndarray]]:
+    with _open_shard(path) as shard:
+        table = shard.read()
     column = table.column("embedding").combine_chunks()
     dimension = column.type.list_size
     vectors = column.values.to_numpy(zero_copy_only=False).reshape(-1, dimension).astype(np.float32)
@@ -836,6 +887,9 @@ def build_index(out: str | Path, kind: str = "auto", nlist: int | None = None, n
     `kind="auto"` is exact (IndexFlatIP) up to `EXACT_INDEX_LIMIT` vectors and IVF (IndexIVFFlat,
     `nlist` = 4·sqrt(n) lists by default, `nprobe` searched) above. Vectors are re-normalised (float16
     shards round them), so scores are cosines. Writes `index.faiss` and `index.json` (ids in index order).
+
+    Raises:
+        DamagedShard: a shard cannot be read.
     """
     import faiss
 
@@ -862,7 +916,7 @@ def build_index(out: str | Path, kind: str = "auto", nlist: int | None = None, n
     path = out / "index.faiss"
     temporary = out / ".index.faiss.tmp"
     faiss.write_index(index, str(temporary))
-    os.replace(temporary, path)
+    _replace_durably(temporary, path)
     settings = json.loads((out / "settings.json").read_text())
     description = {"kind": kind, "count": count, "dimension": dimension, "settings": settings, "ids": ids}
     if kind == "ivf":

@@ -5,8 +5,12 @@ own Ray Data pipeline on it. The runs are few and small, since each starts its m
 """
 
 import json
+import os
+import re
 import shutil
 import time
+from pathlib import Path
+from stat import S_ISDIR
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -179,6 +183,88 @@ def test_resume_after_stop_and_failure(ray_local, media, tiny_path, model, tmp_p
     again = ec.embed_corpus(manifest, out, str(tiny_path), on_error="skip", **options)  # nothing left to do
     assert (again.embedded, again.resumed, again.shards_written) == (0, len(good) + 1, [])
     assert len((out / "errors.jsonl").read_text().splitlines()) == 1
+
+
+# ------------------------------------------------------------------ damaged shards and durable writes
+
+
+def damage(path, how):
+    """A finished shard cut short (an interrupted copy), replaced by bytes that are not Parquet, or scribbled
+    over inside (a disk fault) with its footer intact."""
+    data = path.read_bytes()
+    if how == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    elif how == "garbage":
+        path.write_bytes(b"\x00garbage" * (len(data) // 8))
+    else:
+        path.write_bytes(data[:4] + b"\xff" * (len(data) // 2) + data[4 + len(data) // 2 :])
+
+
+@pytest.mark.parametrize("how", ["truncated", "garbage", "scribbled"])
+def test_a_damaged_shard_is_named(embedded, tiny_path, tmp_path, capsys, how):
+    manifest, out, _ = embedded
+    copy = shutil.copytree(out, tmp_path / "out")
+    shard = shard_files(copy)[1]
+    damage(shard, how)
+    message = rf"^shard {re.escape(str(shard))} is damaged \(.+\): delete it and run again to re-embed its rows$"
+    with pytest.raises(ec.DamagedShard, match=message):
+        ec.read_embeddings(copy)
+    with pytest.raises(ec.DamagedShard, match=message):
+        ec.build_index(copy)
+    if how == "scribbled":
+        return  # a resume reads only the shards' footers, and this one's is whole
+    # a resume stops at it rather than count its rows as done, and says what to do
+    argv = [str(manifest), "--checkpoint", str(tiny_path), "--out", str(copy), "--shard-size", "4", "--no-progress"]
+    assert ec.main(argv) == 1
+    assert re.search(message[1:], capsys.readouterr().err, re.MULTILINE)
+
+
+@pytest.fixture
+def sync_log(monkeypatch):
+    """Every os.fsync and os.replace, in order: ("fsync", inode, is a folder) and ("replace", inode, target)."""
+    calls = []
+    fsync, replace = os.fsync, os.replace
+
+    def logged_fsync(descriptor):
+        info = os.fstat(descriptor)
+        calls.append(("fsync", info.st_ino, S_ISDIR(info.st_mode)))
+        fsync(descriptor)
+
+    def logged_replace(source, target):
+        calls.append(("replace", os.stat(source).st_ino, Path(target)))
+        replace(source, target)
+
+    monkeypatch.setattr(os, "fsync", logged_fsync)
+    monkeypatch.setattr(os, "replace", logged_replace)
+    return calls
+
+
+def assert_durable(calls, targets):
+    """Each target was renamed into place just after its temporary file was synced, and its folder synced after."""
+    assert [call[2] for call in calls if call[0] == "replace"] == targets
+    for number, call in enumerate(calls):
+        if call[0] == "replace":
+            assert calls[number - 1] == ("fsync", call[1], False)
+            assert calls[number + 1] == ("fsync", call[2].parent.stat().st_ino, True)
+
+
+def test_shards_and_index_are_synced_before_the_rename(embedded, tmp_path, sync_log):
+    out = tmp_path / "out"
+    for folder in ("embeddings", "errors"):
+        (out / folder).mkdir(parents=True)
+    settings = {"dimension": 3, "embedding_dtype": "float32", "shard_size": 2}
+    rows = [{**dict.fromkeys(ec.MANIFEST_FIELDS), "id": ident, "text": ident} for ident in ("good", "bad")]
+    results = [
+        {"id": "good", "row": 0, "error": None, "embedding": np.ones(3, np.float32).tobytes()},
+        {"id": "bad", "row": 1, "error": "id 'bad' (manifest row 2): broken", "embedding": b""},
+    ]
+    assert ec.write_shard(out, 0, rows, results, settings) == (1, 1)
+    assert_durable(sync_log, [ec.errors_path(out, 0), ec.shard_path(out, 0)])
+
+    sync_log.clear()
+    copy = shutil.copytree(embedded[1], tmp_path / "embedded")
+    ec.build_index(copy)
+    assert_durable(sync_log, [copy / "index.faiss", copy / "index.json"])
 
 
 # ------------------------------------------------------------------ (c) bad items
