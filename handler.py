@@ -11,8 +11,8 @@ Requests are JSON, in the Hub's task schemas:
 An ITEM is a string, which is always text (never a file name or a URL), or an object with any of `text`, `image`
 and `video`, e.g. `{"text": "the same scene at night", "image": "https://example.com/photo.jpg"}`. An image or a
 video is an `http(s)` URL, which the handler downloads, or a base64 data URI (`data:image/png;base64,...`,
-`data:video/mp4;base64,...`). Local paths and `file://` URLs are refused. A `null` value is the same as leaving
-the field out.
+`data:video/mp4;base64,...`); an image may also be bare base64, as the Hub's image widgets send it. Local paths
+and `file://` URLs are refused. A `null` value is the same as leaving the field out.
 
 `parameters` (optional; an unknown name is an error; unset controls take the checkpoint's `config.json` defaults):
 
@@ -28,8 +28,12 @@ the field out.
 In feature-extraction the instruction applies to every input. In sentence-similarity it applies to the source
 (the query) only; the sentences (the documents) keep the model's default instruction.
 
-Limits (`HandlerLimits`): each is a keyword argument of `EndpointHandler`, else its environment variable, else
-the default. `allowed_schemes` is a subset of http and https (comma-separated in the variable).
+Limits (`HandlerLimits`, the library's `MediaLimits` with a public endpoint's defaults and the request's own
+bounds): each is a keyword argument of `EndpointHandler`, else its environment variable, else the default.
+`allowed_schemes` is a subset of http and https (comma-separated in the variable). Downloads and decoding go
+through the remote code's one fetcher and video planner (`processing_gve.fetch_media`, `plan_video`): hosts are
+resolved once and every address checked, and a video's decoding work is known from its header and keyframes
+before a frame is decoded. SECURITY.md has the threat model and what these defaults bound.
 
 | limit | environment variable | default | what it bounds |
 | --- | --- | --- | --- |
@@ -43,75 +47,60 @@ the default. `allowed_schemes` is a subset of http and https (comma-separated in
 | `max_fps` | `GVE_MAX_FPS` | 8 | the `fps` parameter |
 | `max_frames` | `GVE_MAX_FRAMES` | 64 | the `max_frames` parameter |
 | `max_pixels` | `GVE_MAX_PIXELS` | 1003520 (1280·28·28) | `*_pixels` parameters (`total_pixels`: × max_frames) |
-| `allow_private_hosts` | `GVE_ALLOW_PRIVATE_HOSTS` | False | downloads from internal (loopback, private) hosts |
+| `allow_private_hosts` | `GVE_ALLOW_PRIVATE_HOSTS` | False | downloads from internal hosts (loopback, private...) |
+| `max_redirects` | `GVE_MAX_REDIRECTS` | 5 | redirects followed by one download |
+| `max_image_pixels` | `GVE_MAX_IMAGE_PIXELS` | 12500000 | pixels of one image, read from its header before decoding |
+| `max_video_frame_pixels` | `GVE_MAX_VIDEO_FRAME_PIXELS` | 9437184 (4096·2304) | pixels of one video frame (header) |
+| `max_decode_pixels` | `GVE_MAX_DECODE_PIXELS` | 10000000000 | decoding work of one image or video (below) |
+| `max_call_decode_pixels` | `GVE_MAX_CALL_DECODE_PIXELS` | 10000000000 | decoding work of all media of one request |
+| `batch_size` | `GVE_BATCH_SIZE` | 2 | inputs per forward pass; 3 times as many are held decoded (raise on a GPU) |
+| `max_batch_tokens` | `GVE_MAX_BATCH_TOKENS` | 8192 | tokens per forward pass, padding included (≥ `max_length`) |
+
+Decoding work is counted in decoded video pixels: the pixels of every frame the decoder goes through to reach the
+sampled ones (from the keyframe before each), plus 50 times those of each sampled frame (its conversion and
+resizing) and 35 times those of each image (`processing_gve.SAMPLED_FRAME_COST`, `IMAGE_PIXEL_COST`); a unit
+is about 0.6 ns of CPU. Media whose work exceeds a limit are refused before they are decoded.
 
 Errors: a bad request raises `HandlerError` (a `ValueError`) whose message starts with the request field at
-fault, then the reason: `inputs: at most 32 inputs per request, got 40`, `inputs[2].image: URL scheme 'ftp' is
-not allowed (allowed: http, https)`, `inputs.sentences[1].video: download exceeds 200000000 bytes`,
-`parameters.max_frames: must be an integer from 2 to 64, got 500`, `parameters.colour: unknown parameter (...)`,
-`request: payload of 25000000 bytes exceeds the limit of 20000000 bytes`. Media are written to a private temporary
-folder (`gve-handler-*`), removed when the request ends, whether it succeeded or not.
+fault, then the reason, whatever the value (huge numbers, lone surrogates, deep nesting): `inputs: at most 32
+inputs per request, got 40`, `inputs[2].image: URL scheme 'ftp' is not allowed (allowed: http, https)`,
+`inputs.sentences[1].video: download exceeds 200000000 bytes`, `parameters.max_frames: must be an integer from 2
+to 64, got 500`, `parameters.colour: unknown parameter (...)`, `request: payload of 25000000 bytes exceeds the
+limit of 20000000 bytes`. Media are written to a private temporary folder (`gve-handler-*`), removed when the
+request ends, whether it succeeded or not.
 """
 
-import base64
-import binascii
-import dataclasses
-import ipaddress
 import json
 import math
 import os
 import re
 import shutil
-import socket
+import sys
 import tempfile
 import threading
-import time
-from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urljoin, urlsplit
 
-import requests
 import torch
-import urllib3
 from transformers import AutoModel
+from transformers.dynamic_module_utils import get_class_from_dynamic_module
+
+# handler.py ships beside the remote code in every GVE folder; its limits, fetcher and input names are the
+# remote code's own (one home for each), imported the way transformers imports remote code.
+processing = sys.modules[
+    get_class_from_dynamic_module("processing_gve.MediaLimits", os.path.dirname(__file__)).__module__
+]
 
 PIXELS_PER_TOKEN = 28 * 28
 TEMP_PREFIX = "gve-handler-"
-ENV_PREFIX = "GVE_"
 ITEM_KEYS = ("text", "image", "video")
 SIMILARITY_KEYS = ("source_sentence", "sentences")
-CONTROLS = ("fps", "max_frames", "min_pixels", "max_pixels", "total_pixels", "image_min_pixels", "image_max_pixels")
+CONTROLS = (*processing.VIDEO_OPTIONS, *processing.IMAGE_OPTIONS)
 PARAMETERS = ("instruction", *CONTROLS)
-SUPPORTED_SCHEMES = ("http", "https")
 DOWNLOAD_WORKERS = 8
-MAX_REDIRECTS = 5
-CHUNK_BYTES = 1 << 16
-
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
-VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv"})
-MIME_SUFFIXES = {
-    "image/jpeg": ".jpg",
-    "image/jpg": ".jpg",
-    "image/png": ".png",
-    "image/webp": ".webp",
-    "image/gif": ".gif",
-    "image/bmp": ".bmp",
-    "image/tiff": ".tiff",
-    "video/mp4": ".mp4",
-    "video/quicktime": ".mov",
-    "video/webm": ".webm",
-    "video/x-matroska": ".mkv",
-    "video/x-msvideo": ".avi",
-    "video/mpeg": ".mpg",
-    "video/x-flv": ".flv",
-    "video/x-ms-wmv": ".wmv",
-}
-DEFAULT_SUFFIXES = {"image": ".png", "video": ".mp4"}
-
-# `model.encode` names a bad input by its position: "inputs[3]: reason".
-_ENCODE_ERROR = re.compile(r"^inputs\[(\d+)\]: (.*)$", re.S)
+MAX_DEPTH = 32  # nesting of the request's JSON; GVE's schemas need four levels
+_BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
 
 
 class HandlerError(ValueError):
@@ -119,16 +108,17 @@ class HandlerError(ValueError):
 
 
 @dataclass(frozen=True)
-class HandlerLimits:
+class HandlerLimits(processing.MediaLimits):
     """What one request may ask for: the limits table in this module's docstring documents each field.
 
+    The media limits are the library's (`processing_gve.MediaLimits`) with a public endpoint's defaults:
+    internal hosts refused, smaller downloads, a shorter deadline and a decoding budget per request.
     Each limit is a keyword argument of `EndpointHandler`, else its `GVE_<NAME>` environment variable, else
-    the default. `allowed_schemes` is a subset of http and https (comma-separated in the variable).
+    the default.
     """
 
     max_inputs: int = 32
     max_payload_bytes: int = 20_000_000
-    allowed_schemes: tuple[str, ...] = SUPPORTED_SCHEMES
     download_timeout: float = 10.0
     max_image_bytes: int = 20_000_000
     max_video_bytes: int = 200_000_000
@@ -137,57 +127,16 @@ class HandlerLimits:
     max_frames: int = 64
     max_pixels: int = 1280 * PIXELS_PER_TOKEN
     allow_private_hosts: bool = False
+    max_image_pixels: int = 12_500_000
+    max_decode_pixels: int = 10_000_000_000
+    max_call_decode_pixels: int | None = 10_000_000_000
+    batch_size: int = 2
+    max_batch_tokens: int = 8192
 
     def __post_init__(self) -> None:
-        schemes = self.allowed_schemes
-        if isinstance(schemes, str):
-            schemes = schemes.split(",")
-        schemes = tuple(dict.fromkeys(str(scheme).strip().lower() for scheme in schemes if str(scheme).strip()))
-        if not schemes or not set(schemes) <= set(SUPPORTED_SCHEMES):
-            raise ValueError(f"allowed_schemes: must be some of {', '.join(SUPPORTED_SCHEMES)}, got {schemes}")
-        object.__setattr__(self, "allowed_schemes", schemes)
-        for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if field.type in (int, float) and (isinstance(value, bool) or not isinstance(value, field.type | int)):
-                raise ValueError(
-                    f"{field.name}: must be {'an integer' if field.type is int else 'a number'}, got {value!r}"
-                )
-            if field.type in (int, float) and not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{field.name}: must be positive, got {value!r}")
-        if not isinstance(self.allow_private_hosts, bool):
-            raise ValueError(f"allow_private_hosts: must be true or false, got {self.allow_private_hosts!r}")
+        super().__post_init__()
         if self.max_frames < 2:
             raise ValueError(f"max_frames: must be at least 2 (the temporal patch size), got {self.max_frames}")
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "HandlerLimits":
-        """Limits from keyword arguments, else `GVE_<NAME>` environment variables, else the defaults."""
-        environ = os.environ if environ is None else environ
-        names = [field.name for field in dataclasses.fields(cls)]
-        unknown = sorted(set(overrides) - set(names))
-        if unknown:
-            raise TypeError(f"unknown limit(s) {unknown}; the limits are {names}")
-        values = {}
-        for field in dataclasses.fields(cls):
-            if field.name in overrides:
-                values[field.name] = overrides[field.name]
-                continue
-            variable = ENV_PREFIX + field.name.upper()
-            raw = environ.get(variable)
-            if raw is None or not raw.strip():
-                continue
-            if field.type is bool:
-                flag = raw.strip().lower()
-                if flag not in ("1", "true", "yes", "0", "false", "no"):
-                    raise ValueError(f"{variable}: expected true or false, got {raw!r}")
-                values[field.name] = flag in ("1", "true", "yes")
-                continue
-            try:
-                values[field.name] = raw if field.type not in (int, float) else field.type(raw.strip())
-            except ValueError:
-                kind = "an integer" if field.type is int else "a number"
-                raise ValueError(f"{variable}: expected {kind}, got {raw!r}") from None
-        return cls(**values)
 
 
 @dataclass
@@ -196,7 +145,8 @@ class _Media:
 
     field: str  # e.g. "inputs[2].image"
     kind: str  # "image" or "video"
-    source: str  # the URL or data URI as sent
+    source: str  # the URL or data URI to fetch
+    shown: str  # how messages name it
     path: str | None = None
 
 
@@ -229,6 +179,9 @@ class EndpointHandler:
         model = AutoModel.from_pretrained(path, trust_remote_code=True, dtype=torch.bfloat16 if cuda else torch.float32)
         self.model = model.to("cuda" if cuda else "cpu").eval()
         self.processor = self.model.processor  # loaded now, not during the first request
+        max_length = self.processor.embedding_config.max_length
+        if self.limits.max_batch_tokens < max_length:
+            raise ValueError(f"max_batch_tokens: must be at least the model's max_length ({max_length})")
         self._lock = threading.Lock()  # one forward pass at a time; downloads run outside it
 
     def __call__(self, data: dict[str, Any]) -> list:
@@ -247,11 +200,10 @@ class EndpointHandler:
             return (embeddings[1:] @ embeddings[0]).tolist()
         return embeddings.tolist()
 
-    # ------------------------------------------------------------------ checking the request
-
     def _parse(self, data: Any) -> _Request:
         if not isinstance(data, dict):
             raise HandlerError(f'request: expected a JSON object with an "inputs" field, got {_json_type(data)}')
+        _check_values(data)
         size = len(
             json.dumps(data, ensure_ascii=False, separators=(",", ":"), skipkeys=True, default=_placeholder).encode()
         )
@@ -334,36 +286,34 @@ class EndpointHandler:
                 checked["text"] = text
         for kind in ("image", "video"):
             if item.get(kind) is not None:
-                checked[kind] = _Media(f"{field}.{kind}", kind, self._source(item[kind], kind, f"{field}.{kind}"))
+                checked[kind] = self._source(item[kind], kind, f"{field}.{kind}")
         if not checked:
             raise HandlerError(f"{field}: the input has no content; give non-empty text, an image or a video")
         return checked
 
-    def _source(self, source: Any, kind: str, field: str) -> str:
+    def _source(self, source: Any, kind: str, field: str) -> _Media:
         """Check where an image or video comes from (without fetching it)."""
         accepted = f"give an http(s) URL or a base64 data URI (data:{kind}/...;base64,...)"
         if not isinstance(source, str):
             raise HandlerError(f"{field}: must be a string ({accepted[5:]}), got {_json_type(source)}")
         if not source.strip():
             raise HandlerError(f"{field}: is empty; {accepted}")
-        if source[:5].lower() == "data:":
-            _data_uri(source, kind, field)
-            return source
-        if "://" not in source:
-            raise HandlerError(f"{field}: local file paths are not accepted; {accepted}")
-        scheme = source.split("://", 1)[0].lower()
-        if scheme == "file":
-            raise HandlerError(f"{field}: file:// URLs are not accepted; {accepted}")
-        if scheme not in self.limits.allowed_schemes:
-            allowed = ", ".join(self.limits.allowed_schemes)
-            raise HandlerError(f"{field}: URL scheme {scheme!r} is not allowed (allowed: {allowed})")
         try:
-            host = urlsplit(source).hostname
-        except ValueError as error:
-            raise HandlerError(f"{field}: malformed URL {_describe(source)}: {error}") from None
-        if not host:
-            raise HandlerError(f"{field}: the URL {_describe(source)} has no host")
-        return source
+            if source[:5].lower() == "data:":
+                processing.parse_data_uri(source, kind)
+                return _Media(field, kind, source, _describe(source))
+            if "://" not in source:
+                payload = "".join(source.split())
+                if kind == "image" and len(payload) % 4 == 0 and _BASE64.fullmatch(payload):
+                    # bare base64, as the Hub's image widgets send an image: checked like a data URI
+                    return _Media(field, kind, f"data:image/*;base64,{payload}", "'base64 image data'")
+                raise HandlerError(f"{field}: local file paths are not accepted; {accepted}")
+            if source.split("://", 1)[0].lower() == "file":
+                raise HandlerError(f"{field}: file:// URLs are not accepted; {accepted}")
+            processing.parse_url(source, self.limits)
+        except processing.MediaError as error:
+            raise HandlerError(f"{field}: {error}") from None
+        return _Media(field, kind, source, _describe(source))
 
     def _parameters(self, parameters: Any) -> tuple[str | None, dict[str, Any]]:
         """Check `parameters`; returns the instruction and the encode controls."""
@@ -396,8 +346,8 @@ class EndpointHandler:
                     )
                 instruction = value
             elif name == "fps":
-                number = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
-                if not number or not 0 < value <= limits.max_fps:
+                number = not isinstance(value, bool) and isinstance(value, (int, float))
+                if not number or not 0 < value <= limits.max_fps:  # comparisons, exact for any int, refuse nan
                     raise HandlerError(
                         f"{field}: must be a number greater than 0 and at most {limits.max_fps:g}, got {_show(value)}"
                     )
@@ -413,15 +363,22 @@ class EndpointHandler:
                 raise HandlerError(f"parameters.{low}: must not exceed {high} ({controls[high]}), got {controls[low]}")
         return instruction, controls
 
-    # ------------------------------------------------------------------ fetching and embedding
-
     def _fetch_all(self, media: list[_Media], folder: str) -> None:
         """Fetch every image and video into `folder`, a few at once; raises the first failure in request order."""
+
+        def fetch(index: int, value: _Media) -> str:
+            try:
+                return processing.fetch_media(
+                    value.source, value.kind, os.path.join(folder, f"{index}-{value.kind}"), self.limits
+                )
+            except processing.MediaError as error:
+                raise HandlerError(f"{value.field}: {error}") from None
+
         if len(media) == 1:
-            media[0].path = _fetch_media(media[0], folder, 0, self.limits)
+            media[0].path = fetch(0, media[0])
             return
         with ThreadPoolExecutor(max_workers=min(DOWNLOAD_WORKERS, len(media))) as pool:
-            futures = [pool.submit(_fetch_media, value, folder, i, self.limits) for i, value in enumerate(media)]
+            futures = [pool.submit(fetch, i, value) for i, value in enumerate(media)]
             try:
                 for value, future in zip(media, futures, strict=True):
                     value.path = future.result()
@@ -440,149 +397,49 @@ class EndpointHandler:
         try:
             with self._lock:
                 return self.model.encode(
-                    items, instruction=request.instruction, show_progress_bar=False, **request.controls
+                    items,
+                    instruction=request.instruction,
+                    show_progress_bar=False,
+                    limits=self.limits,
+                    batch_size=self.limits.batch_size,
+                    max_batch_tokens=self.limits.max_batch_tokens,
+                    **request.controls,
                 )
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()
             raise
         except ValueError as error:
-            match = _ENCODE_ERROR.match(str(error))
-            if match is None or int(match.group(1)) >= len(items):
+            position = getattr(error, "position", None)  # a GVEInputError (of the model's copy of the remote code)
+            if position is None or not 0 <= position < len(items):
                 raise
-            index, reason = int(match.group(1)), match.group(2)
-            field = request.fields[index]
+            field, reason = request.fields[position], error.reason
             for value in media:
                 if value.path:
-                    reason = reason.replace(repr(value.path), _describe(value.source))
-                    reason = reason.replace(value.path, _describe(value.source))
-            for kind in ("video", "image"):
-                if reason.startswith(f"could not read {kind}") and kind in request.items[index]:
-                    field = f"{field}.{kind}"
+                    reason = reason.replace(repr(value.path), value.shown).replace(value.path, value.shown)
+            if error.field in ("image", "video") and error.field in request.items[position]:
+                field = f"{field}.{error.field}"
             raise HandlerError(f"{field}: {reason}") from error
 
 
-def _fetch_media(media: _Media, folder: str, index: int, limits: HandlerLimits) -> str:
-    """Download a URL (streamed, with a time and size cap) or decode a data URI into a file in `folder`.
-
-    Returns the file's path. Raises `HandlerError` naming `media.field`.
-    """
-    field, kind, source = media.field, media.kind, media.source
-    cap = limits.max_video_bytes if kind == "video" else limits.max_image_bytes
-    if source[:5].lower() == "data:":
-        mime, payload = _data_uri(source, kind, field)
-        payload = "".join(payload.split())
-        if len(payload) // 4 * 3 - payload[-2:].count("=") > cap:
-            raise HandlerError(f"{field}: data URI exceeds {cap} bytes")
-        try:
-            data = base64.b64decode(payload, validate=True)
-        except (binascii.Error, ValueError) as error:
-            raise HandlerError(f"{field}: the data URI is not valid base64 ({error})") from None
-        if len(data) > cap:
-            raise HandlerError(f"{field}: data URI exceeds {cap} bytes")
-        path = os.path.join(folder, f"{index}-{kind}{MIME_SUFFIXES.get(mime, DEFAULT_SUFFIXES[kind])}")
-        with open(path, "wb") as file:
-            file.write(data)
-        return path
-
-    timeout = limits.download_timeout
-    deadline = time.monotonic() + timeout
-    url = source
-    try:
-        for _ in range(MAX_REDIRECTS + 1):
-            scheme = urlsplit(url).scheme.lower()
-            if scheme not in limits.allowed_schemes:
-                allowed = ", ".join(limits.allowed_schemes)
-                raise HandlerError(f"{field}: redirected to URL scheme {scheme!r}, which is not allowed ({allowed})")
-            if not limits.allow_private_hosts:
-                _refuse_private_host(url, field)
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise requests.Timeout()
-            response = requests.get(url, stream=True, timeout=remaining, allow_redirects=False)
-            if not response.is_redirect:
-                break
-            url = urljoin(url, response.headers["location"])
-            response.close()
-        else:
-            raise HandlerError(f"{field}: could not download {_describe(source)}: more than {MAX_REDIRECTS} redirects")
-        with response:
-            if response.status_code >= 400:
-                reason = f"{response.status_code} {response.reason or ''}".strip()
-                raise HandlerError(f"{field}: could not download {_describe(source)}: {reason}")
-            declared = response.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > cap:
-                raise HandlerError(f"{field}: download exceeds {cap} bytes ({declared} bytes declared)")
-            suffix = os.path.splitext(urlsplit(url).path)[1].lower()
-            if suffix not in (VIDEO_SUFFIXES if kind == "video" else IMAGE_SUFFIXES):
-                mime = response.headers.get("content-type", "").split(";")[0].strip().lower()
-                suffix = MIME_SUFFIXES.get(mime, DEFAULT_SUFFIXES[kind])
-            path = os.path.join(folder, f"{index}-{kind}{suffix}")
-            size = 0
-            with open(path, "wb") as file:
-                for chunk in _body(response):
-                    size += len(chunk)
-                    if size > cap:
-                        raise HandlerError(f"{field}: download exceeds {cap} bytes")
-                    if time.monotonic() > deadline:
-                        raise requests.Timeout()
-                    file.write(chunk)
-        return path
-    except requests.Timeout:
-        raise HandlerError(f"{field}: could not download {_describe(source)}: timed out after {timeout:g} s") from None
-    except requests.RequestException as error:
-        raise HandlerError(f"{field}: could not download {_describe(source)}: {_first_line(error)}") from None
-
-
-def _refuse_private_host(url: str, field: str) -> None:
-    """Refuse a URL whose host resolves to a loopback, private, link-local or otherwise internal address.
-
-    A public endpoint must not become a proxy into its own network (cloud metadata services, internal
-    hosts). Checked at every redirect hop; `allow_private_hosts` lifts it.
-    """
-    parts = urlsplit(url)
-    try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(parts.hostname, parts.port or 80)}
-    except (OSError, UnicodeError) as error:
-        raise HandlerError(f"{field}: could not resolve the host of {_describe(url)} ({error})") from None
-    for address in sorted(addresses):
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-        if not ip.is_global or ip.is_multicast:
-            raise HandlerError(
-                f"{field}: the host of {_describe(url)} is an internal address ({address}); "
-                "downloads from loopback, private and link-local addresses are off (allow_private_hosts)"
-            )
-
-
-def _body(response: requests.Response) -> Iterator[bytes]:
-    """A streamed response's body, decoded, in pieces as they arrive.
-
-    `iter_content` waits for whole chunks, so a server that sends a little at a time would hold it past the
-    deadline; urllib3 2's `read1` returns what one network read gives.
-    """
-    read1 = getattr(response.raw, "read1", None)
-    if read1 is None:
-        yield from response.iter_content(chunk_size=CHUNK_BYTES)
-        return
-    try:
-        while chunk := read1(CHUNK_BYTES, decode_content=True):
-            yield chunk
-    except urllib3.exceptions.ReadTimeoutError as error:
-        raise requests.Timeout(error) from error
-    except urllib3.exceptions.HTTPError as error:
-        raise requests.ConnectionError(error) from error
-
-
-def _data_uri(source: str, kind: str, field: str) -> tuple[str, str]:
-    """Split a base64 data URI into its media type and payload, checking that it holds a `kind`."""
-    header, comma, payload = source[5:].partition(",")
-    if not comma:
-        raise HandlerError(f"{field}: malformed data URI (expected data:{kind}/<type>;base64,<data>)")
-    mime, *options = (part.strip().lower() for part in header.split(";"))
-    if "base64" not in options:
-        raise HandlerError(f"{field}: only base64 data URIs are accepted (data:{kind}/<type>;base64,<data>)")
-    if not mime.startswith(f"{kind}/"):
-        raise HandlerError(f"{field}: expected a data:{kind}/... URI, got media type {mime or 'none'!r}")
-    return mime, payload
+def _check_values(data: Any) -> None:
+    """Refuse what JSON tools choke on, naming where it is: nesting deeper than `MAX_DEPTH`, strings that are
+    not Unicode (lone surrogates) and integers too long to print (Python refuses beyond 4300 digits)."""
+    stack = [(data, "request", 0)]
+    while stack:
+        value, where, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise HandlerError(f"{where}: nested deeper than {MAX_DEPTH} levels")
+        if isinstance(value, str) and (problem := processing.unicode_problem(value)):
+            raise HandlerError(f"{where}: {problem}")
+        if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 4000:
+            raise HandlerError(f"{where}: an integer too large to be a value, got {_show(value)}")
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(key, str) and (problem := processing.unicode_problem(key)):
+                    raise HandlerError(f"{where}: key {key!r} {problem}")
+                stack.append((item, f"{where}.{key}" if depth else str(key), depth + 1))
+        elif isinstance(value, (list, tuple)):
+            stack.extend((item, f"{where}[{index}]", depth + 1) for index, item in enumerate(value))
 
 
 def _describe(source: str) -> str:
@@ -611,6 +468,8 @@ def _json_type(value: Any) -> str:
 
 def _show(value: Any) -> str:
     """A value as JSON, shortened, for messages."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**30:
+        return f"an integer of about {int(value.bit_length() * math.log10(2)) + 1} digits"
     text = json.dumps(value, default=_placeholder)
     return text if len(text) <= 60 else text[:57] + "..."
 
@@ -618,11 +477,6 @@ def _show(value: Any) -> str:
 def _placeholder(value: Any) -> str:
     """Stands in for a value JSON cannot hold (the type checks then report it)."""
     return f"<{type(value).__name__}>"
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 __all__ = ["EndpointHandler", "HandlerError", "HandlerLimits"]

@@ -250,12 +250,17 @@ class GVEModel(Qwen2_5_VLPreTrainedModel):
                 (default: the number of CPU cores, at most 8).
             on_error: "raise" (default) stops at the first input that cannot be embedded, with its
                 position; "skip" leaves such inputs out and returns an `EncodeResult` that lists them.
-            max_length: maximum prompt length in tokens (default: the config's `max_length`).
+            max_length: maximum prompt length in tokens (default: the config's `max_length`); longer text
+                is cut, keeping the template's tail with the pooling token.
+            limits: what reading media may cost: a `MediaLimits`, or a dict of its fields (download
+                hosts, size caps, deadline, decoding budget; default: the `GVE_*` environment variables,
+                else `MediaLimits`' defaults).
             fps, max_frames, min_pixels, max_pixels, total_pixels: video sampling (defaults from the
                 config: fps 1.0, at most 8 frames of at most 200·28·28 pixels).
-            image_min_pixels, image_max_pixels: image resolution.
+            image_min_pixels, image_max_pixels: image resolution. Each control has a range
+                (`processing_gve.CONTROL_RANGES`); a value outside it raises `ValueError`.
 
-        `max_batch_tokens`, `num_workers`, `max_length` and the controls are keyword arguments of
+        `max_batch_tokens`, `num_workers`, `max_length`, `limits` and the controls are keyword arguments of
         `encode_stream`, which this collects.
         """
         if isinstance(inputs, (str, dict)) or not isinstance(inputs, Iterable) or _is_image(inputs):
@@ -285,6 +290,7 @@ class GVEModel(Qwen2_5_VLPreTrainedModel):
         num_workers: int | None = None,
         on_error: str = "raise",
         max_length: int | None = None,
+        limits: Any = None,
         **controls: Any,
     ) -> Iterator[tuple[int, "torch.Tensor | Exception"]]:
         """Embed an iterable of inputs as it is read; yields `(position, embedding)` in input order.
@@ -302,7 +308,8 @@ class GVEModel(Qwen2_5_VLPreTrainedModel):
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
         processor = self.processor
-        max_length = max_length or processor.embedding_config.max_length
+        max_length = processor.check_call(max_length, controls)
+        budget = processor.decode_budget(limits)  # the processor's own classes (its module may be another copy)
         if max_batch_tokens < max_length:
             raise ValueError(f"max_batch_tokens ({max_batch_tokens}) must be at least max_length ({max_length})")
         window = 2 * batch_size
@@ -313,7 +320,9 @@ class GVEModel(Qwen2_5_VLPreTrainedModel):
 
         def load(index: int, item: Any):
             try:
-                loaded = processor.load(item, instruction, label=f"inputs[{index}]", **controls)
+                loaded = processor.load(
+                    item, instruction, position=index, budget=budget, max_length=max_length, **controls
+                )
                 processor.featurize(loaded, max_length, release_media=True)
                 return loaded
             except ValueError as error:  # GVEInputError, and bad controls

@@ -5,8 +5,9 @@ README.md is generated, never edited by hand. The card is the Hub metadata block
 huggingface_hub's `ModelCardData`: library, pipeline tag, tags, license, language, base model, datasets, the
 sentence-similarity widget and a `model-index` with this model's UVRB scores) followed by the template rendered
 with Jinja2: usage, prompt format, controls, the results table (the best score of each column in bold, the
-second-highest underlined), citation. The handler limits table is taken from handler.py's docstring and the
-supported transformers range from requirements.txt and constraints.txt, so the card follows those files.
+second-highest underlined), citation. The limits tables are taken from handler.py's docstring and from
+processing_gve.py's `MediaLimits`, and the supported transformers range from requirements.txt and
+constraints.txt, so the card follows those files.
 
 The output depends only on its inputs: regenerating gives identical bytes. CI fails while the committed
 README.md differs from this script's output; `--check` tells the same without writing anything.
@@ -36,6 +37,7 @@ RESULTS_PATH = ROOT / "model_card" / "uvrb_results.json"
 TEMPLATE_PATH = ROOT / "model_card" / "template.md"
 OUTPUT_PATH = ROOT / "README.md"
 HANDLER_PATH = ROOT / "handler.py"
+PROCESSING_PATH = ROOT / "processing_gve.py"
 REQUIREMENTS_PATH = ROOT / "requirements.txt"
 CONSTRAINTS_PATH = ROOT / "constraints.txt"
 MODEL_ID = "Alibaba-NLP/GVE-7B"
@@ -286,14 +288,28 @@ def scores_source(results: dict[str, Any], results_path: Path) -> str:
 
 def handler_limits_table(path: Path = HANDLER_PATH) -> str:
     """The limits table of handler.py's module docstring (read without importing the handler)."""
+    return limits_table(path)
+
+
+def media_limits_table(path: Path = PROCESSING_PATH) -> str:
+    """The library's limits table, in the docstring of processing_gve.py's `MediaLimits`."""
+    return limits_table(path, "MediaLimits")
+
+
+def limits_table(path: Path, owner: str | None = None) -> str:
+    """The `| limit | environment variable | ...` table of a module's docstring, or of its class `owner`'s, read
+    without importing the module."""
     try:
-        docstring = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")), clean=True) or ""
+        tree = ast.parse(path.read_text(encoding="utf-8"))
     except (OSError, SyntaxError) as error:
-        raise ModelCardError(f"cannot read the handler limits table from {path}: {error}") from None
+        raise ModelCardError(f"cannot read the limits table from {path}: {error}") from None
+    node = next((item for item in tree.body if getattr(item, "name", None) == owner), None) if owner else tree
+    docstring = (ast.get_docstring(node, clean=True) if node is not None else None) or ""
     lines = docstring.splitlines()
     start = next((i for i, line in enumerate(lines) if line.startswith("| limit | environment variable |")), None)
     if start is None:
-        raise ModelCardError(f"{path}: its docstring has no table starting with '| limit | environment variable |'")
+        where = f"{path} ({owner})" if owner else str(path)
+        raise ModelCardError(f"{where}: its docstring has no table starting with '| limit | environment variable |'")
     end = start
     while end < len(lines) and lines[end].startswith("|"):
         end += 1
@@ -354,8 +370,8 @@ def render_model_card(
     The results row named like the model id's last part (`GVE-7B`) becomes the `model-index` metadata; a model
     without a row (a new fine-tune, a test build) gets a card without `model-index`.
 
-    The output is a function of the inputs only (results file, template, handler.py's limits table,
-    requirements.txt and constraints.txt), so rendering twice gives identical text.
+    The output is a function of the inputs only (results file, template, the limits tables of handler.py and
+    processing_gve.py, requirements.txt and constraints.txt), so rendering twice gives identical text.
     """
     from huggingface_hub import ModelCard
 
@@ -391,6 +407,7 @@ def render_model_card(
         "abilities": [column for column in results["columns"] if column["key"] != overall],
         "results_table": results_table(results),
         "handler_limits_table": handler_limits_table(),
+        "media_limits_table": media_limits_table(),
         "transformers_requirement": requirement,
         "transformers_tested": tested,
     }

@@ -58,6 +58,30 @@ def write_video(path: str | Path, frames: list[np.ndarray], fps: float = 8.0) ->
     return path
 
 
+def write_blank_video(
+    path: str | Path, width: int, height: int, frames: int, fps: int = 8, keyframe_interval: int | None = None
+) -> Path:
+    """A near-empty H.264 video (a corner square that changes shade) that compresses to a few KB at any size.
+
+    What an attacker sends to make a decoder work: huge frames, and with a long `keyframe_interval` many frames
+    to decode before reaching a sampled one.
+    """
+    import av
+
+    path = Path(path)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        interval = keyframe_interval or frames
+        stream.options = {"crf": "51", "preset": "ultrafast", "x264-params": f"keyint={interval}:scenecut=0"}
+        frame = np.zeros((height, width, 3), dtype=np.uint8)
+        for index in range(frames):
+            frame[:16, :16] = index * 7 % 255
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
 def write_image(path: str | Path, colour: str = "blue", width: int = 120, height: int = 80, seed: int = 0) -> Path:
     """Save a textured image: noise under a square of `colour`."""
     rng = np.random.default_rng(seed)

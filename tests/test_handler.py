@@ -1,6 +1,7 @@
 """The Inference Endpoints handler (`handler.py`): task schemas, agreement with `model.encode`, limits and errors."""
 
 import base64
+import dataclasses
 import functools
 import http.server
 import os
@@ -746,7 +747,7 @@ def test_limits_table_documents_every_limit_and_its_default():
         name, variable, default = (cell.strip().strip("`") for cell in row.strip("|").split("|")[:3])
         assert variable == "GVE_" + name.upper()
         documented[name] = default.split(" ")[0]
-    assert documented.keys() == {field.name for field in handler_module.dataclasses.fields(HandlerLimits)}
+    assert documented.keys() == {field.name for field in dataclasses.fields(HandlerLimits)}
     for name, default in documented.items():
         value = getattr(defaults, name)
         assert default == (",".join(value) if isinstance(value, tuple) else str(value).removesuffix(".0")), name
@@ -774,11 +775,13 @@ def test_redirects_to_internal_hosts_are_refused(guarded, media_server):
     assert message.startswith("inputs[0].video: the host of ") and "internal address" in message
 
 
-def test_handler_names_match_the_processors(processor):
-    """handler.py runs beside the remote code but cannot import it; its copies of the names must agree."""
-    import sys
-
-    processing = sys.modules[type(processor).__module__]
+def test_handler_uses_the_remote_code_beside_it():
+    """One home for the limits, the fetcher and the input names: the handler imports the remote code next to it
+    (as transformers does) instead of keeping copies, and does no network I/O of its own."""
+    processing = handler_module.processing
+    assert (ROOT / "processing_gve.py").read_text() == open(processing.__file__).read()
+    assert issubclass(HandlerLimits, processing.MediaLimits)
     assert handler_module.CONTROLS == (*processing.VIDEO_OPTIONS, *processing.IMAGE_OPTIONS)
-    assert handler_module.IMAGE_SUFFIXES == processing.IMAGE_EXTENSIONS
-    assert handler_module.VIDEO_SUFFIXES == processing.VIDEO_EXTENSIONS
+    source = (ROOT / "handler.py").read_text()
+    for network_code in ("import requests", "import urllib", "import socket", "http.client", "getaddrinfo"):
+        assert network_code not in source

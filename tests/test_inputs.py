@@ -1,5 +1,7 @@
 """Input kinds, controls and bad inputs of `model.encode` / `processor.prepare`."""
 
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -9,12 +11,23 @@ from PIL import Image
 from scripts.synthetic_media import moving_square
 
 
-def error_of(processor, inputs, **kwargs) -> str:
-    """The message of the input error `prepare` raises (it must raise one)."""
+def input_error(processor, inputs, **kwargs) -> ValueError:
+    """The input error `prepare` raises (it must raise one)."""
     with pytest.raises(ValueError) as caught:
         processor.prepare(inputs, **kwargs)
     assert type(caught.value).__name__ == "GVEInputError"
-    return str(caught.value)
+    return caught.value
+
+
+def read_video(processor, path: str, options: dict):
+    """The processor's own read of a video file (default limits, no call budget)."""
+    processing = sys.modules[type(processor).__module__]
+    return processor._fetch_video(path, options, processing.DecodeBudget(processing.MediaLimits()), 4096)
+
+
+def error_of(processor, inputs, **kwargs) -> str:
+    """The message of the input error `prepare` raises (it must raise one)."""
+    return str(input_error(processor, inputs, **kwargs))
 
 
 # ---------------------------------------------------------------------- input kinds
@@ -56,7 +69,9 @@ def test_strings_are_media_only_when_they_name_a_media_file(processor):
         assert processor.load(text).images == [] and processor.load(text).videos == []
     assert "video file not found" in error_of(processor, ["clip.MP4"])
     assert "image file not found" in error_of(processor, ["photo.jpeg"])
-    assert "could not read image" in error_of(processor, ["http://127.0.0.1:9/missing.png?size=large"])
+    error = input_error(processor, ["http://127.0.0.1:9/missing.png?size=large"])
+    assert "could not download 'http://127.0.0.1:9/missing.png?size=large'" in str(error)
+    assert (error.position, error.field) == (0, "image")
 
 
 def test_prompt_format(processor):
@@ -124,7 +139,7 @@ def test_video_files_are_decoded_exactly_as_qwen_vl_utils_decodes_them(processor
 
     for path in (web_video, media["video"], media["long_video"]):
         expected, expected_fps = fetch_video({"video": str(path), **options}, return_video_sample_fps=True)
-        frames, fps = processor._fetch_video(str(path), options, "inputs[0]")
+        frames, fps = read_video(processor, str(path), options)
         assert frames.dtype == expected.dtype and frames.shape == expected.shape
         assert torch.equal(frames, expected) and fps == expected_fps
 
@@ -136,7 +151,7 @@ def test_other_video_readers_go_through_qwen_vl_utils(processor, media, monkeypa
     calls = []
     monkeypatch.setattr(vision, "get_video_reader_backend", lambda: "torchcodec")
     monkeypatch.setattr(vision, "fetch_video", lambda element, **kwargs: calls.append(element) or ("frames", 2.0))
-    assert processor._fetch_video(str(media["video"]), {"fps": 1.0}, "inputs[0]") == ("frames", 2.0)
+    assert read_video(processor, str(media["video"]), {"fps": 1.0}) == ("frames", 2.0)
     assert calls == [{"video": str(media["video"]), "fps": 1.0}]
 
 
@@ -189,7 +204,11 @@ def test_model_card_call_truncates_text_not_the_tail(processor):
 
 def test_vision_tokens_beyond_max_length_are_refused(processor, media):
     message = error_of(processor, ["fine", str(media["long_video"])], max_length=100)
-    assert message.startswith("inputs[1]: the prompt needs")
+    assert message.startswith(f"inputs[1]: video {str(media['long_video'])!r} refused: 8 frames of ")
+    assert "tokens, more than max_length=100; raise max_length, or lower fps, max_frames or max_pixels" in message
+    # vision tokens that fit alone, but not with the template: refused once the prompt is built
+    message = error_of(processor, ["fine", str(media["long_video"])], max_length=600)  # 560 vision tokens
+    assert message.startswith("inputs[1]: the prompt needs 611 tokens, more than max_length=600")
     assert "raise max_length" in message
 
 
@@ -219,9 +238,21 @@ def test_vision_tokens_beyond_max_length_are_refused(processor, media):
         ("wrong image type", lambda m: {"image": b"bytes"}, "'image' must be a str or PIL image, got bytes"),
         ("wrong video type", lambda m: {"video": 7}, "'video' must be a path, a URL or a list of frames, got int"),
         ("wrong frame type", lambda m: [Image.new("RGB", (28, 28)), 3], "video frame 1 must be a PIL image"),
-        ("wrong control", lambda m: {"video": str(m["video"]), "fps": "fast"}, "fps must be a positive number"),
-        ("negative control", lambda m: {"video": str(m["video"]), "max_frames": -2}, "max_frames must be a positive"),
-        ("one-frame sampling", lambda m: {"video": str(m["video"]), "max_frames": 1}, "max_frames must be at least 2"),
+        (
+            "wrong control",
+            lambda m: {"video": str(m["video"]), "fps": "fast"},
+            "fps must be a number above 0 and at most 240, got 'fast'",
+        ),
+        (
+            "negative control",
+            lambda m: {"video": str(m["video"]), "max_frames": -2},
+            "max_frames must be an integer from 2 to 768, got -2",
+        ),
+        (
+            "one-frame sampling",
+            lambda m: {"video": str(m["video"]), "max_frames": 1},
+            "max_frames must be an integer from 2 to 768, got 1",
+        ),
         (
             "video pixel bounds crossed",
             lambda m: {"video": str(m["video"]), "min_pixels": 9000, "max_pixels": 800},
@@ -269,7 +300,7 @@ def test_image_and_video_urls(model, media, http_root):
 
 def test_missing_url_names_the_input(processor, http_root):
     message = error_of(processor, [f"{http_root}/absent.png"])
-    assert message.startswith("inputs[0]: could not read image") and "404" in message
+    assert message.startswith(f"inputs[0]: could not download '{http_root}/absent.png': 404")
 
 
 def test_numpy_frames(processor):

@@ -20,6 +20,7 @@ from scripts.make_model_card import (
     handler_limits_table,
     load_results,
     main,
+    media_limits_table,
     render_model_card,
     results_table,
 )
@@ -170,10 +171,11 @@ def test_body_has_every_section(card):
     assert "{{" not in body and "{%" not in body and "{#" not in body  # every placeholder filled
 
 
-def test_limits_table_comes_from_the_handler(card):
-    table = handler_limits_table()
-    assert table.startswith("| limit | environment variable | default | what it bounds |\n| --- |")
-    assert f"\n{table}\n" in card
+def test_limits_tables_come_from_the_handler_and_the_processor(card):
+    for table in (handler_limits_table(), media_limits_table()):
+        assert table.startswith("| limit | environment variable | default | what it bounds |\n| --- |")
+        assert f"\n{table}\n" in card
+    assert handler_limits_table() != media_limits_table()
 
 
 def test_real_results_table_marks(card):

@@ -1,5 +1,5 @@
 # Copyright 2025 Alibaba-NLP and the GVE authors. Licensed under the Apache License, Version 2.0.
-"""GVE processor: the Qwen2.5-VL processor plus GVE's embedding prompt rules.
+"""GVE processor: the Qwen2.5-VL processor plus GVE's embedding prompt rules, and the one way media are read.
 
 Two ways in:
 
@@ -11,20 +11,40 @@ Two ways in:
   card, and makes it give the same model inputs: it appends the pooling token, pads on the left and
   never truncates the pooling token away.
 
-The media libraries (qwen-vl-utils, decord, requests) are imported with `_optional_import` when
-media is read: text-only use needs none of them, and transformers' remote-code import check, which
-treats every `import` statement in the file as required, does not ask for them.
+Inputs may come from anyone (an endpoint's clients, a manifest), so reading them is bounded by
+`MediaLimits`: `fetch_media` is the only code that downloads (every URL the project reads goes
+through it), and images and videos are measured from their headers before they are decoded.
+
+The media libraries (qwen-vl-utils, decord, PyAV) are imported with `_optional_import` when media are
+read: text-only use needs none of them, and transformers' remote-code import check, which treats
+every `import` statement in the file as required, does not ask for them.
 """
 
+import base64
+import binascii
+import bisect
 import contextlib
+import dataclasses
+import functools
+import http.client
 import importlib
+import ipaddress
+import math
 import os
+import re
+import shutil
+import socket
+import ssl
 import tempfile
+import threading
+import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote, urljoin, urlsplit
 
 import numpy as np
 import torch
@@ -38,11 +58,54 @@ from .configuration_gve import HUB_KWARGS, GVEConfig
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv"})
 URL_PREFIXES = ("http://", "https://")
+MIME_SUFFIXES = {
+    "image/jpeg": ".jpg",
+    "image/jpg": ".jpg",
+    "image/png": ".png",
+    "image/webp": ".webp",
+    "image/gif": ".gif",
+    "image/bmp": ".bmp",
+    "image/tiff": ".tiff",
+    "video/mp4": ".mp4",
+    "video/quicktime": ".mov",
+    "video/webm": ".webm",
+    "video/x-matroska": ".mkv",
+    "video/x-msvideo": ".avi",
+    "video/mpeg": ".mpg",
+    "video/x-flv": ".flv",
+    "video/x-ms-wmv": ".wmv",
+}
+DEFAULT_SUFFIXES = {"image": ".png", "video": ".mp4"}
 
 # Per-item and per-call controls, in the names qwen-vl-utils uses for a content element.
 VIDEO_OPTIONS = ("fps", "max_frames", "min_pixels", "max_pixels", "total_pixels")
 IMAGE_OPTIONS = {"image_min_pixels": "min_pixels", "image_max_pixels": "max_pixels"}
 ITEM_KEYS = ("text", "image", "video", "instruction", *VIDEO_OPTIONS, *IMAGE_OPTIONS)
+
+# The range of each control, whoever sets it: out of range, an embedding would need unbounded memory
+# (qwen-vl-utils sizes frames up to `min_pixels` and samples up to `fps` frames a second, whatever they are).
+# The frame and pixel bounds are qwen-vl-utils' own (FPS_MAX_FRAMES, IMAGE_MAX_TOKEN_NUM, MODEL_SEQ_LEN).
+CONTROL_RANGES: dict[str, tuple[float, float]] = {
+    "fps": (0.0, 240.0),  # above 0
+    "max_frames": (2, 768),
+    "min_pixels": (1, 16384 * 28 * 28),
+    "max_pixels": (1, 16384 * 28 * 28),
+    "total_pixels": (1, 128000 * 28 * 28),
+    "image_min_pixels": (1, 16384 * 28 * 28),
+    "image_max_pixels": (1, 16384 * 28 * 28),
+}
+INTEGER_CONTROLS = frozenset(CONTROL_RANGES) - {"fps"}
+
+# Decoding work is counted in decoded video pixels (`MediaLimits.max_decode_pixels`); a sampled frame and an image
+# cost more per pixel than a frame the decoder only passes through. Measured on one core here (SECURITY.md):
+# decoding a near-empty 4K H.264 frame took 0.63 ns a pixel, converting a decoded frame to RGB and resizing it
+# (antialiased) 34 ns a pixel, and qwen-vl-utils' read of a 50-megapixel PNG or WebP 21 ns a pixel.
+SAMPLED_FRAME_COST = 50
+IMAGE_PIXEL_COST = 35
+
+# Tokens kept past `max_length` when a long text is cut before tokenization (`GVEProcessor._clip_text`): more
+# than the few tokens at the end of a cut text that can differ from the whole text's.
+CLIP_MARGIN_TOKENS = 64
 
 GVEInput = str | Image.Image | Sequence[Any] | dict[str, Any]
 
@@ -62,7 +125,164 @@ def worker_pool(workers: int | None = None) -> ThreadPoolExecutor:
 
 
 class GVEInputError(ValueError):
-    """An embedding input that cannot be embedded; the message names its position and the reason."""
+    """An embedding input that cannot be embedded.
+
+    The message is `"<label>: <reason>"` (e.g. `inputs[3]: could not read video ...`); callers that map
+    errors to their own names read `position` (the input's index in the call), `field` (`"text"`,
+    `"image"`, `"video"`, `"instruction"` or a control's name, when one is at fault) and `reason`.
+    """
+
+    def __init__(self, label: str, reason: str, *, position: int | None = None, field: str | None = None):
+        super().__init__(f"{label}: {reason}")
+        self.label, self.reason, self.position, self.field = label, reason, position, field
+
+    def __reduce__(self):  # keyword attributes survive pickling (Ray moves errors between processes)
+        return _input_error, (self.label, self.reason, self.position, self.field)
+
+
+def _input_error(label: str, reason: str, position: int | None, field: str | None) -> GVEInputError:
+    return GVEInputError(label, reason, position=position, field=field)
+
+
+class MediaError(ValueError):
+    """An image or video that cannot, or may not, be fetched or decoded; the message is the reason alone."""
+
+
+@dataclass(frozen=True)
+class MediaLimits:
+    """How far reading the media of untrusted inputs may go: where downloads may lead, and what they may cost.
+
+    Each limit is a keyword argument, else its environment variable, else the default (`MediaLimits.from_env`).
+    `encode(..., limits=...)` and `prepare(..., limits=...)` take a `MediaLimits`, or a dict of limits that
+    overrides the environment for that call. The library reads from private hosts by default (users' own
+    storage) but bounds sizes, time and decoding; the endpoint handler's limits (`handler.HandlerLimits`)
+    refuse internal hosts too, and are smaller.
+
+    | limit | environment variable | default | what it bounds |
+    | --- | --- | --- | --- |
+    | `allow_private_hosts` | `GVE_ALLOW_PRIVATE_HOSTS` | True | downloads from internal hosts (loopback, private...) |
+    | `allowed_schemes` | `GVE_ALLOWED_SCHEMES` | `http,https` | URL schemes media are downloaded from |
+    | `download_timeout` | `GVE_DOWNLOAD_TIMEOUT` | 60 | seconds for one download in all (lookup, redirects, body) |
+    | `max_redirects` | `GVE_MAX_REDIRECTS` | 5 | redirects followed by one download |
+    | `max_image_bytes` | `GVE_MAX_IMAGE_BYTES` | 50000000 | one image, downloaded or from a data URI |
+    | `max_video_bytes` | `GVE_MAX_VIDEO_BYTES` | 1000000000 | one video, downloaded or from a data URI |
+    | `max_image_pixels` | `GVE_MAX_IMAGE_PIXELS` | 100000000 | pixels of one image or frame, read from its header |
+    | `max_video_frame_pixels` | `GVE_MAX_VIDEO_FRAME_PIXELS` | 9437184 (4096·2304) | pixels of a frame (header) |
+    | `max_decode_pixels` | `GVE_MAX_DECODE_PIXELS` | 100000000000 | decoding work of one image or video (below) |
+    | `max_call_decode_pixels` | `GVE_MAX_CALL_DECODE_PIXELS` | None | decoding work of all media of one call |
+
+    Decoding work is counted in decoded video pixels: the pixels of every frame the decoder goes through to
+    reach the sampled ones (from the keyframe before each), plus `SAMPLED_FRAME_COST` times those of each
+    sampled frame (its conversion and resizing) and `IMAGE_PIXEL_COST` times those of each image; a unit is
+    about 0.6 ns of CPU on a 2020s x86 core.
+    """
+
+    allow_private_hosts: bool = True
+    allowed_schemes: tuple[str, ...] = ("http", "https")
+    download_timeout: float = 60.0
+    max_redirects: int = 5
+    max_image_bytes: int = 50_000_000
+    max_video_bytes: int = 1_000_000_000
+    max_image_pixels: int = 100_000_000
+    max_video_frame_pixels: int = 4096 * 2304
+    max_decode_pixels: int = 100_000_000_000
+    max_call_decode_pixels: int | None = None
+
+    def __post_init__(self) -> None:
+        schemes = self.allowed_schemes
+        if isinstance(schemes, str):
+            schemes = schemes.split(",")
+        schemes = tuple(dict.fromkeys(str(scheme).strip().lower() for scheme in schemes if str(scheme).strip()))
+        if not schemes or not set(schemes) <= {"http", "https"}:
+            raise ValueError(f"allowed_schemes: must be some of http, https, got {schemes}")
+        object.__setattr__(self, "allowed_schemes", schemes)
+        for spec in dataclasses.fields(self):
+            value = getattr(self, spec.name)
+            if spec.type is bool and not isinstance(value, bool):
+                raise ValueError(f"{spec.name}: must be true or false, got {value!r}")
+            if spec.type not in (int, float, int | None) or (value is None and spec.type == int | None):
+                continue
+            integral = spec.type is not float
+            if isinstance(value, bool) or not isinstance(value, int if integral else (int, float)):
+                raise ValueError(f"{spec.name}: must be {'an integer' if integral else 'a number'}, got {value!r}")
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{spec.name}: must be positive, got {value!r}")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "MediaLimits":
+        """Limits from keyword arguments, else `GVE_<NAME>` environment variables, else the defaults."""
+        environ = os.environ if environ is None else environ
+        names = [spec.name for spec in dataclasses.fields(cls)]
+        unknown = sorted(set(overrides) - set(names))
+        if unknown:
+            raise TypeError(f"unknown limit(s) {unknown}; the limits are {names}")
+        values = {}
+        for spec in dataclasses.fields(cls):
+            variable = "GVE_" + spec.name.upper()
+            raw = environ.get(variable)
+            if spec.name in overrides:
+                values[spec.name] = overrides[spec.name]
+            elif raw is not None and raw.strip():
+                values[spec.name] = _parse_setting(variable, raw.strip(), spec.type)
+        return cls(**values)
+
+    @classmethod
+    def resolve(cls, limits: "MediaLimits | Mapping[str, Any] | None") -> "MediaLimits":
+        """The limits of one call: as given, or the environment's with a dict's overrides."""
+        if isinstance(limits, cls):
+            return limits
+        if dataclasses.is_dataclass(limits) and not isinstance(limits, type):
+            # another copy of this class (the remote code loaded from another folder), or a subclass
+            return cls(**{spec.name: getattr(limits, spec.name) for spec in dataclasses.fields(cls)})
+        if limits is not None and not isinstance(limits, Mapping):
+            raise TypeError(f"limits must be a MediaLimits or a dict of its fields, got {type(limits).__name__}")
+        return cls.from_env(**(limits or {}))
+
+
+def _parse_setting(variable: str, raw: str, kind: Any) -> Any:
+    """An environment variable's value as the type of its limit."""
+    if kind is bool:
+        if raw.lower() not in ("1", "true", "yes", "0", "false", "no"):
+            raise ValueError(f"{variable}: expected true or false, got {raw!r}")
+        return raw.lower() in ("1", "true", "yes")
+    if kind == int | None and raw.lower() == "none":
+        return None
+    if kind in (int, float, int | None):
+        try:
+            return float(raw) if kind is float else int(raw)
+        except ValueError:
+            raise ValueError(
+                f"{variable}: expected {'a number' if kind is float else 'an integer'}, got {raw!r}"
+            ) from None
+    return raw
+
+
+class DecodeBudget:
+    """One call's limits, and the decoding work (in pixels, see `MediaLimits.max_decode_pixels`) left to it,
+    shared by the worker threads that read its inputs (`GVEProcessor.decode_budget` makes one)."""
+
+    def __init__(self, limits: MediaLimits) -> None:
+        self.limits, self.left = limits, limits.max_call_decode_pixels
+        self._lock = threading.Lock()
+
+    def spend(self, pixels: int) -> None:
+        """Take `pixels` of work for one image or video, or raise `MediaError` if it, or the call, would exceed its
+        budget."""
+        limits = self.limits
+        if pixels > limits.max_decode_pixels:
+            raise MediaError(
+                f"decoding it takes {pixels:,} pixels of work, more than max_decode_pixels={limits.max_decode_pixels:,}"
+                " (lower fps or max_frames, or re-encode it smaller or with more keyframes)"
+            )
+        if self.left is None:
+            return
+        with self._lock:
+            if pixels > self.left:
+                raise MediaError(
+                    f"decoding it takes {pixels:,} pixels of work, more than the {self.left:,} left of this call's "
+                    f"max_call_decode_pixels={limits.max_call_decode_pixels:,}"
+                )
+            self.left -= pixels
 
 
 @dataclass
@@ -71,6 +291,7 @@ class GVEItem:
 
     label: str
     prompt: str
+    position: int | None = None  # its index in the call, for errors
     images: list[Image.Image] = field(default_factory=list)
     videos: list[torch.Tensor] = field(default_factory=list)
     video_fps: list[float] = field(default_factory=list)
@@ -205,8 +426,6 @@ class GVEProcessor(Qwen2_5_VLProcessor):
         """The token appended after the generation prompt; the embedding is read there."""
         return self.tokenizer.convert_ids_to_tokens(self.embedding_config.pooling_token_id)
 
-    # ------------------------------------------------------------------ embedding inputs
-
     def prepare(
         self,
         inputs: Sequence[GVEInput],
@@ -214,6 +433,7 @@ class GVEProcessor(Qwen2_5_VLProcessor):
         *,
         max_length: int | None = None,
         start: int = 0,
+        limits: "MediaLimits | Mapping[str, Any] | None" = None,
         **options: Any,
     ) -> BatchFeature:
         """Read, render and batch embedding inputs into model inputs (PyTorch tensors).
@@ -225,12 +445,23 @@ class GVEProcessor(Qwen2_5_VLProcessor):
             instruction: system instruction (default: `embedding_config.default_instruction`).
             max_length: maximum prompt length in tokens (default: `embedding_config.max_length`).
             start: position of `inputs[0]` in the caller's list, used in error messages.
+            limits: what reading media may cost (`MediaLimits`, or a dict of its fields; default: the
+                `GVE_*` environment variables, else `MediaLimits`' defaults).
             **options: video controls (`fps`, `max_frames`, `min_pixels`, `max_pixels`, `total_pixels`)
-                and image controls (`image_min_pixels`, `image_max_pixels`).
+                and image controls (`image_min_pixels`, `image_max_pixels`), each within `CONTROL_RANGES`.
         """
+        max_length = self.check_call(max_length, options)
+        budget = self.decode_budget(limits)
 
         def load(position: int, item: GVEInput) -> GVEItem:
-            loaded = self.load(item, instruction, label=f"inputs[{start + position}]", **options)
+            loaded = self.load(
+                item,
+                instruction,
+                position=start + position,
+                budget=budget,
+                max_length=max_length,
+                **options,
+            )
             self.featurize(loaded, max_length, release_media=True)
             return loaded
 
@@ -241,59 +472,269 @@ class GVEProcessor(Qwen2_5_VLProcessor):
                 items = list(pool.map(load, range(len(inputs)), inputs))
         return self.collate(items, max_length=max_length)
 
-    def load(self, item: GVEInput, instruction: str | None = None, *, label: str = "inputs[0]", **options) -> GVEItem:
+    def decode_budget(self, limits: "MediaLimits | Mapping[str, Any] | None" = None) -> DecodeBudget:
+        """The limits of one call (`MediaLimits.resolve`) with its decoding budget, for `load(budget=...)`."""
+        return DecodeBudget(MediaLimits.resolve(limits))
+
+    def check_call(self, max_length: int | None, options: Mapping[str, Any]) -> int:
+        """Check the per-call controls and `max_length` before any input is read; returns the maximum length.
+
+        Raises `TypeError` for an unknown control and `ValueError` naming one out of its range.
+        """
+        unknown = sorted(set(options) - {*VIDEO_OPTIONS, *IMAGE_OPTIONS})
+        if unknown:
+            raise TypeError(f"unknown option(s) {unknown}; the options are {[*VIDEO_OPTIONS, *IMAGE_OPTIONS]}")
+        for key, value in options.items():
+            if value is not None and (reason := _control_problem(key, value)):
+                raise ValueError(reason)
+        if max_length is None:
+            return self.embedding_config.max_length
+        longest = self.embedding_config.text_config.max_position_embeddings
+        if isinstance(max_length, bool) or not isinstance(max_length, int) or not 1 <= max_length <= longest:
+            raise ValueError(f"max_length must be an integer from 1 to {longest}, got {_show(max_length)}")
+        return max_length
+
+    def load(
+        self,
+        item: GVEInput,
+        instruction: str | None = None,
+        *,
+        label: str | None = None,
+        position: int = 0,
+        limits: "MediaLimits | Mapping[str, Any] | None" = None,
+        budget: "DecodeBudget | None" = None,
+        max_length: int | None = None,
+        **options,
+    ) -> GVEItem:
         """Read one input: check it, decode its media with qwen-vl-utils and render its prompt.
 
         An input is one of:
             - a `str`: text, or an image/video path or URL when it ends in a media file extension;
             - a `PIL.Image.Image`;
-            - a list or tuple of frames (PIL images, image paths or HxWxC arrays): one video;
+            - a list or tuple of frames (PIL images, image paths or URLs, or HxWxC arrays): one video;
             - a dict with any of `text`, `image`, `video`, plus optionally `instruction` and the
               video/image controls for this item alone.
 
+        `position` is the input's index in the call and `label` its name in messages (default
+        `inputs[<position>]`). `limits` bounds what reading its media may cost (see `prepare`), or
+        `budget` (from `decode_budget`) when a call's inputs share one. `max_length` (default: the
+        config's) lets a video too long for a prompt be refused before it is decoded, and a long text be
+        cut before it is tokenized.
+
         Raises:
-            GVEInputError: naming `label` and the reason, for anything that cannot be embedded.
+            GVEInputError: naming the input and the reason, for anything that cannot be embedded.
         """
-        unknown = sorted(set(options) - {*VIDEO_OPTIONS, *IMAGE_OPTIONS})
-        if unknown:
-            raise TypeError(f"unknown option(s) {unknown}; the options are {[*VIDEO_OPTIONS, *IMAGE_OPTIONS]}")
-        content = self._parse(item, label)
-        for key in (*VIDEO_OPTIONS, *IMAGE_OPTIONS):
-            value = content.get(key, options.get(key))
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
-                raise GVEInputError(f"{label}: {key} must be a positive number, got {value!r}")
+        label = f"inputs[{position}]" if label is None else label
+
+        def fail(reason: str, field: str | None = None) -> GVEInputError:
+            return GVEInputError(label, reason, position=position, field=field)
+
+        max_length = self.check_call(max_length, options)
+        budget = budget or self.decode_budget(limits)
+        content = self._parse(item, fail)
         config = self.embedding_config
         video_options = {**config.video_options(), **_pick(options, VIDEO_OPTIONS), **_pick(content, VIDEO_OPTIONS)}
         image_options = {**config.image_options(), **_renamed(options), **_renamed(content)}
         needed = self.video_processor.temporal_patch_size
         if "video" in content and video_options["max_frames"] < needed:
-            raise GVEInputError(f"{label}: max_frames must be at least {needed} (the temporal patch size)")
+            raise fail(f"max_frames must be at least {needed} (the temporal patch size)", "max_frames")
         for kind, chosen in (("video", video_options), ("image", image_options)):
             if kind in content and chosen.get("min_pixels", 0) > chosen.get("max_pixels", float("inf")):
                 prefix = "" if kind == "video" else "image_"
-                raise GVEInputError(
-                    f"{label}: {prefix}min_pixels ({chosen['min_pixels']}) exceeds {prefix}max_pixels "
-                    f"({chosen['max_pixels']})"
+                raise fail(
+                    f"{prefix}min_pixels ({chosen['min_pixels']}) exceeds {prefix}max_pixels ({chosen['max_pixels']})",
+                    f"{prefix}min_pixels",
                 )
         instruction = content.get("instruction", instruction)
         if instruction is None:
             instruction = config.default_instruction
+        elif self._clip_text(instruction, max_length) != instruction:
+            raise fail(f"the instruction alone is longer than max_length={max_length} tokens", "instruction")
 
-        loaded = GVEItem(label=label, prompt="")
+        loaded = GVEItem(label=label, prompt="", position=position)
         parts = []
-        if "video" in content:
-            video, fps = self._fetch_video(content["video"], video_options, label)
-            loaded.videos.append(video)
-            loaded.video_fps.append(fps)
-            parts.append({"type": "video"})
-        if "image" in content:
-            loaded.images.append(self._fetch_image(content["image"], image_options, label))
-            parts.append({"type": "image"})
+        try:
+            if "video" in content:
+                video, fps = self._fetch_video(content["video"], video_options, budget, max_length)
+                loaded.videos.append(video)
+                loaded.video_fps.append(fps)
+                parts.append({"type": "video"})
+        except MediaError as error:
+            raise fail(str(error), "video") from error.__cause__
+        try:
+            if "image" in content:
+                loaded.images.append(self._fetch_image(content["image"], image_options, budget))
+                parts.append({"type": "image"})
+        except MediaError as error:
+            raise fail(str(error), "image") from error.__cause__
         if "text" in content:
-            parts.append({"type": "text", "text": content["text"]})
+            parts.append({"type": "text", "text": self._clip_text(content["text"], max_length)})
         conversation = [{"role": "system", "content": instruction}, {"role": "user", "content": parts}]
         loaded.prompt = self.apply_chat_template(conversation, chat_template=self.embedding_chat_template)
         return loaded
+
+    def _clip_text(self, text: str, max_length: int) -> str:
+        """The part of a text that can reach a prompt of `max_length` tokens, found without tokenizing the rest.
+
+        Tokenizing costs time in proportion to the text, and truncation keeps at most `max_length` tokens
+        of it; so the text is cut after a prefix that holds `max_length` tokens plus a margin (tried at 4
+        characters a token, then doubled until it holds them). The tokens before the cut's margin are the
+        whole text's, so the truncated prompt is the same as without the cut (tests/test_hardening.py).
+        """
+        needed = max_length + CLIP_MARGIN_TOKENS
+        size = 4 * needed
+        while size < len(text):
+            if len(self.tokenizer(text[:size], add_special_tokens=False)["input_ids"]) >= needed:
+                return text[:size]
+            size *= 2
+        return text
+
+    @staticmethod
+    def _parse(item: GVEInput, fail: Callable[..., GVEInputError]) -> dict[str, Any]:
+        """Normalise one input into a dict with `text`/`image`/`video` keys, checking types and controls."""
+        if isinstance(item, str):
+            kind = _media_kind(item)
+            content = {kind or "text": item}
+        elif isinstance(item, Image.Image):
+            content = {"image": item}
+        elif isinstance(item, (list, tuple)):
+            content = {"video": item}
+        elif isinstance(item, dict):
+            unknown = sorted(str(key) for key in item if key not in ITEM_KEYS)
+            if unknown:
+                raise fail(f"unknown key(s) {unknown}; allowed keys are {list(ITEM_KEYS)}")
+            content = {key: value for key, value in item.items() if value is not None}
+        else:
+            raise fail(f"expected a str, a PIL image, a list of frames or a dict, got {type(item).__name__}")
+        for key, allowed in (("text", (str,)), ("instruction", (str,)), ("image", (str, Image.Image))):
+            if key in content and not isinstance(content[key], allowed):
+                names = " or ".join("str" if kind is str else "PIL image" for kind in allowed)
+                raise fail(f"{key!r} must be a {names}, got {type(content[key]).__name__}", key)
+        if "video" in content and not isinstance(content["video"], (str, list, tuple)):
+            raise fail(
+                f"'video' must be a path, a URL or a list of frames, got {type(content['video']).__name__}", "video"
+            )
+        for key in ("text", "instruction", "image", "video"):
+            if isinstance(content.get(key), str) and (problem := unicode_problem(content[key])):
+                raise fail(f"{key!r} {problem}", key)
+        for key in (*VIDEO_OPTIONS, *IMAGE_OPTIONS):
+            if key in content and (problem := _control_problem(key, content[key])):
+                raise fail(problem, key)
+        if "text" in content and not content["text"].strip():
+            del content["text"]
+        if not any(content.get(key) not in (None, "", [], ()) for key in ("text", "image", "video")):
+            raise fail("the input has no content; give text, an image or a video")
+        return content
+
+    def _fetch_image(self, source: Any, options: dict, budget: DecodeBudget) -> Image.Image:
+        """Decode and size one image with qwen-vl-utils, its pixel count read from its header and charged first."""
+        fetch_image = _optional_import("qwen_vl_utils", "qwen-vl-utils").fetch_image
+
+        with contextlib.ExitStack() as stack:
+            image = source
+            if not isinstance(source, Image.Image):
+                image = stack.enter_context(_local_media(source, "image", budget.limits))
+                with _reading(source, "image"):
+                    budget.spend(image_pixels(image, budget.limits) * IMAGE_PIXEL_COST)
+            with _reading(source, "image"):
+                return fetch_image({"image": image, **options})
+
+    def _fetch_video(
+        self, source: Any, options: dict, budget: DecodeBudget, max_length: int
+    ) -> tuple[torch.Tensor, float]:
+        """Decode and sample one video the way qwen-vl-utils does; returns its frames and their rate.
+
+        What decoding will cost is known before it starts: the frames' size, how many are sampled and
+        how many the decoder must go through to reach them. A video whose vision tokens alone exceed
+        `max_length`, or whose decoding exceeds the limits or the call's budget, is refused first.
+        """
+        fetch_video = _optional_import("qwen_vl_utils", "qwen-vl-utils").fetch_video
+
+        element = {"video": source, **options}
+        with contextlib.ExitStack() as stack:
+            if not isinstance(source, str):
+                frames = self._frames(source, options["max_frames"], budget.limits, stack)
+                with _reading("frames", "video"):
+                    budget.spend(sum(pixels for _, pixels in frames) * IMAGE_PIXEL_COST)
+                    # A frame list carries no timing: its frames are taken as sampled at `fps`.
+                    element.update(video=[frame for frame, _ in frames], sample_fps=options["fps"])
+                    return fetch_video(element, return_video_sample_fps=True)
+            element["video"] = path = stack.enter_context(_local_media(source, "video", budget.limits))
+            explain = functools.partial(self._video_failure, path)
+            with _reading(source, "video", explain):
+                plan = plan_video(element, budget.limits)
+                tokens = self._video_tokens(plan)
+                if tokens > max_length:
+                    raise MediaError(
+                        f"{len(plan.indices)} frames of {plan.size[1]}x{plan.size[0]} take {tokens} tokens, more than "
+                        f"max_length={max_length}; raise max_length, or lower fps, max_frames or max_pixels"
+                    )
+                budget.spend(plan.work)
+                return read_video(plan)
+
+    def _video_tokens(self, plan: "VideoPlan") -> int:
+        """The vision tokens of a planned video: its frames in temporal patches, each in merged patches."""
+        video = self.video_processor
+        patch = video.patch_size * video.merge_size
+        return -(-len(plan.indices) // video.temporal_patch_size) * (plan.size[0] // patch) * (plan.size[1] // patch)
+
+    @staticmethod
+    def _frames(
+        frames: Sequence[Any], max_frames: int, limits: MediaLimits, stack: contextlib.ExitStack
+    ) -> list[tuple[Any, int]]:
+        """Check a frame list and thin it to `max_frames` the way qwen-vl-utils samples a file; returns each
+        kept frame (a PIL image or a local path) with its pixel count.
+
+        qwen-vl-utils takes every frame of a list and fetches URLs itself with no timeout, so the list is
+        thinned first, URLs are downloaded with `fetch_media`, and each frame's size is read before decoding.
+        """
+        for index, frame in enumerate(frames):
+            if not isinstance(frame, (str, Image.Image)) and not (isinstance(frame, np.ndarray) and frame.ndim == 3):
+                raise MediaError(
+                    f"video frame {index} must be a PIL image, an image path or URL, or an HxWxC array, "
+                    f"got {type(frame).__name__}"
+                )
+        indices = range(len(frames))
+        if len(frames) > max_frames:
+            count = max(2, int(max_frames) // 2 * 2)
+            indices = torch.linspace(0, len(frames) - 1, count).round().long().tolist()
+        checked = []
+        for index in indices:
+            frame = frames[index]
+            if isinstance(frame, np.ndarray):
+                frame = Image.fromarray(frame)
+            if isinstance(frame, Image.Image):
+                checked.append((frame, frame.width * frame.height))
+                continue
+            try:
+                path = stack.enter_context(_local_media(frame, "image", limits))
+            except MediaError as error:
+                raise MediaError(f"video frame {index}: {error}") from None
+            with _reading(f"video frame {index}", "image"):
+                checked.append((path, image_pixels(path, limits)))
+        return checked
+
+    def _video_failure(self, source: str, error: Exception) -> str:
+        """Why a video could not be read, checked directly with decord.
+
+        qwen-vl-utils falls back to `torchvision.io.read_video` when its reader fails; recent
+        torchvision no longer has it, so the error it raises hides the real cause.
+        """
+        if os.path.getsize(source) == 0:
+            return "the file is empty (0 bytes)"
+        extension = os.path.splitext(source)[1].lower()
+        hint = (
+            "" if extension in VIDEO_EXTENSIONS else f"; {extension or 'no extension'!r} is not a video file extension"
+        )
+        try:
+            reader = _optional_import("decord", "decord").VideoReader(source, num_threads=1)
+            frames = len(reader)
+        except Exception as probe_error:
+            return f"not a readable video ({_first_line(probe_error)}){hint}"
+        needed = self.video_processor.temporal_patch_size
+        if frames < needed:
+            return f"the video has {frames} frame(s); at least {needed} are needed (the temporal patch size){hint}"
+        return f"{type(error).__name__}: {error}{hint}"
 
     def featurize(self, item: GVEItem, max_length: int | None = None, release_media: bool = False) -> BatchFeature:
         """One loaded input's own model inputs (unpadded), computed once and kept on the item.
@@ -309,6 +750,7 @@ class GVEProcessor(Qwen2_5_VLProcessor):
                 images=item.images or None,
                 videos=item.videos or None,
                 labels=[item.label],
+                positions=[item.position],
                 fps=item.video_fps or None,
                 # qwen-vl-utils already sized the media to the patch grid, within the caller's limits.
                 images_kwargs={"do_resize": False},
@@ -333,132 +775,6 @@ class GVEProcessor(Qwen2_5_VLProcessor):
                 batch[key] = torch.cat(parts)
         return BatchFeature(batch)
 
-    @staticmethod
-    def _parse(item: GVEInput, label: str) -> dict[str, Any]:
-        """Normalise one input into a dict with `text`/`image`/`video` keys, checking types."""
-        if isinstance(item, str):
-            kind = _media_kind(item)
-            content = {kind or "text": item}
-        elif isinstance(item, Image.Image):
-            content = {"image": item}
-        elif isinstance(item, (list, tuple)):
-            content = {"video": item}
-        elif isinstance(item, dict):
-            unknown = sorted(str(key) for key in item if key not in ITEM_KEYS)
-            if unknown:
-                raise GVEInputError(f"{label}: unknown key(s) {unknown}; allowed keys are {list(ITEM_KEYS)}")
-            content = {key: value for key, value in item.items() if value is not None}
-        else:
-            raise GVEInputError(
-                f"{label}: expected a str, a PIL image, a list of frames or a dict, got {type(item).__name__}"
-            )
-        for key, allowed in (("text", (str,)), ("instruction", (str,)), ("image", (str, Image.Image))):
-            if key in content and not isinstance(content[key], allowed):
-                names = " or ".join("str" if kind is str else "PIL image" for kind in allowed)
-                raise GVEInputError(f"{label}: {key!r} must be a {names}, got {type(content[key]).__name__}")
-        if "video" in content and not isinstance(content["video"], (str, list, tuple)):
-            raise GVEInputError(
-                f"{label}: 'video' must be a path, a URL or a list of frames, got {type(content['video']).__name__}"
-            )
-        if "text" in content and not content["text"].strip():
-            del content["text"]
-        if not any(content.get(key) not in (None, "", [], ()) for key in ("text", "image", "video")):
-            raise GVEInputError(f"{label}: the input has no content; give text, an image or a video")
-        return content
-
-    def _fetch_image(self, source: Any, options: dict, label: str) -> Image.Image:
-        fetch_image = _optional_import("qwen_vl_utils", "qwen-vl-utils").fetch_image
-
-        if isinstance(source, str) and (path := _local_path(source)) is not None and not os.path.isfile(path):
-            raise GVEInputError(f"{label}: image file not found: {_describe(source)}")
-        with contextlib.ExitStack() as stack:
-            if isinstance(source, str) and source.startswith(URL_PREFIXES):
-                # qwen-vl-utils would fetch it with no timeout
-                source_file = stack.enter_context(_downloaded(source, label, "image"))
-            else:
-                source_file = source
-            try:
-                return fetch_image({"image": source_file, **options})
-            except Exception as error:
-                raise GVEInputError(f"{label}: could not read image {_describe(source)}: {error}") from error
-
-    def _fetch_video(self, source: Any, options: dict, label: str) -> tuple[torch.Tensor, float]:
-        """Decode and sample one video with qwen-vl-utils; returns its frames and their rate."""
-        fetch_video = _optional_import("qwen_vl_utils", "qwen-vl-utils").fetch_video
-
-        element = {"video": source, **options}
-        if not isinstance(source, str):
-            element["video"] = self._frames(source, options["max_frames"], label)
-            # A frame list carries no timing: its frames are taken as sampled at `fps`.
-            element["sample_fps"] = options["fps"]
-            try:
-                return fetch_video(element, return_video_sample_fps=True)
-            except Exception as error:
-                raise GVEInputError(f"{label}: could not read video frames: {error}") from error
-
-        path = _local_path(source)
-        if path is not None and not os.path.isfile(path):
-            raise GVEInputError(f"{label}: video file not found: {_describe(source)}")
-        with contextlib.ExitStack() as stack:
-            if path is None:
-                path = stack.enter_context(_downloaded(source, label, "video"))
-            element["video"] = path  # a plain path: decord reads neither file:// nor non-seekable URLs
-            try:
-                return _read_video_file(element)
-            except Exception as error:
-                reason = self._video_failure(path, error)
-                raise GVEInputError(f"{label}: could not read video {_describe(source)}: {reason}") from error
-
-    @staticmethod
-    def _frames(frames: Sequence[Any], max_frames: int, label: str) -> list:
-        """Check a frame list, and thin it to `max_frames` the way qwen-vl-utils samples a file.
-
-        qwen-vl-utils takes every frame of a list, so without this a long list is unbounded.
-        """
-        checked = []
-        for index, frame in enumerate(frames):
-            if isinstance(frame, np.ndarray) and frame.ndim == 3:
-                frame = Image.fromarray(frame)
-            if not isinstance(frame, (str, Image.Image)):
-                raise GVEInputError(
-                    f"{label}: video frame {index} must be a PIL image, an image path or an HxWxC array, "
-                    f"got {type(frame).__name__}"
-                )
-            checked.append(frame)
-        if len(checked) > max_frames:
-            count = max(2, int(max_frames) // 2 * 2)
-            keep = torch.linspace(0, len(checked) - 1, count).round().long().tolist()
-            checked = [checked[i] for i in keep]
-        return checked
-
-    def _video_failure(self, source: str, error: Exception) -> str:
-        """Why a video could not be read, checked directly with decord.
-
-        qwen-vl-utils falls back to `torchvision.io.read_video` when its reader fails; recent
-        torchvision no longer has it, so the error it raises hides the real cause.
-        """
-        if os.path.getsize(source) == 0:
-            return "the file is empty (0 bytes)"
-        extension = os.path.splitext(source)[1].lower()
-        hint = (
-            "" if extension in VIDEO_EXTENSIONS else f"; {extension or 'no extension'!r} is not a video file extension"
-        )
-        try:
-            reader = _optional_import("decord", "decord").VideoReader(source)
-            frames = len(reader)
-        except Exception as probe_error:
-            return f"not a readable video ({_first_line(probe_error)}){hint}"
-        needed = self.video_processor.temporal_patch_size
-        if frames < needed:
-            return f"the video has {frames} frame(s); at least {needed} are needed (the temporal patch size){hint}"
-        try:
-            reader.get_batch([0, frames // 2, frames - 1])
-        except Exception as probe_error:
-            return f"its frames could not be decoded ({_first_line(probe_error)}){hint}"
-        return f"{type(error).__name__}: {error}{hint}"
-
-    # ------------------------------------------------------------------ model-card style calls
-
     def __call__(self, images=None, text=None, videos=None, **kwargs) -> BatchFeature:
         """Qwen2.5-VL's processor call, made to give GVE's model inputs.
 
@@ -473,12 +789,15 @@ class GVEProcessor(Qwen2_5_VLProcessor):
         """
         return self._encode(images=images, text=text, videos=videos, **kwargs)
 
-    def _encode(self, images=None, text=None, videos=None, labels=None, fps=None, **kwargs) -> BatchFeature:
+    def _encode(
+        self, images=None, text=None, videos=None, labels=None, positions=None, fps=None, **kwargs
+    ) -> BatchFeature:
         if isinstance(text, str):
             text = [text]
         if text is not None:
             text = [prompt if prompt.endswith(self.pooling_token) else prompt + self.pooling_token for prompt in text]
             labels = labels or [f"text[{i}]" for i in range(len(text))]
+            positions = positions or list(range(len(text)))
         videos, kwargs = self._with_video_metadata(videos, fps, kwargs)
         text_kwargs = dict(kwargs.pop("text_kwargs", None) or {})
         truncation = kwargs.pop("truncation", text_kwargs.pop("truncation", None))
@@ -486,7 +805,7 @@ class GVEProcessor(Qwen2_5_VLProcessor):
         text_kwargs.setdefault("padding_side", kwargs.pop("padding_side", "left"))
         batch = super().__call__(images=images, text=text, videos=videos, text_kwargs=text_kwargs, **kwargs)
         if text is not None and truncation not in (None, False, "do_not_truncate"):
-            batch = self._fit(batch, max_length or self.embedding_config.max_length, labels, kwargs)
+            batch = self._fit(batch, max_length or self.embedding_config.max_length, labels, positions, kwargs)
         return batch
 
     def _with_video_metadata(self, videos, fps, kwargs: dict) -> tuple[Any, dict]:
@@ -519,17 +838,18 @@ class GVEProcessor(Qwen2_5_VLProcessor):
         kwargs["videos_kwargs"] = videos_kwargs
         return videos, kwargs
 
-    def _fit(self, batch: BatchFeature, max_length: int, labels: list[str], kwargs: dict) -> BatchFeature:
+    def _fit(
+        self, batch: BatchFeature, max_length: int, labels: list[str], positions: list, kwargs: dict
+    ) -> BatchFeature:
         """Cut over-long prompts to `max_length`, removing text only, and pad them again."""
-        rows = [
-            [int(token) for token, keep in zip(ids, mask, strict=True) if keep]
-            for ids, mask in zip(batch["input_ids"], batch["attention_mask"], strict=True)
-        ]
+        # as lists: iterating tensors element by element took seconds per 100,000 tokens
+        ids, masks = (_as_list(batch[key]) for key in ("input_ids", "attention_mask"))
+        rows = [[token for token, keep in zip(*pair, strict=True) if keep] for pair in zip(ids, masks, strict=True)]
         if all(len(row) <= max_length for row in rows):
             return batch
         rows = [
-            self._truncate(row, max_length, label) if len(row) > max_length else row
-            for row, label in zip(rows, labels, strict=True)
+            self._truncate(row, max_length, label, position) if len(row) > max_length else row
+            for row, label, position in zip(rows, labels, positions, strict=True)
         ]
         return_tensors = kwargs.get("return_tensors")
         padded = self.tokenizer.pad(
@@ -542,7 +862,7 @@ class GVEProcessor(Qwen2_5_VLProcessor):
             batch["mm_token_type_ids"] = torch.tensor(token_types) if return_tensors == "pt" else token_types
         return batch
 
-    def _truncate(self, ids: list[int], max_length: int, label: str) -> list[int]:
+    def _truncate(self, ids: list[int], max_length: int, label: str, position: int | None = None) -> list[int]:
         """Remove the end of the user text so the prompt fits, keeping the template's tail.
 
         The tail runs from the last `<|im_end|>` (or, for a bare text, the pooling token) to the end.
@@ -563,9 +883,11 @@ class GVEProcessor(Qwen2_5_VLProcessor):
                     break
         if tail - start < excess:
             raise GVEInputError(
-                f"{label}: the prompt needs {len(ids)} tokens, more than max_length={max_length}, and only "
+                label,
+                f"the prompt needs {len(ids)} tokens, more than max_length={max_length}, and only "
                 f"{tail - start} of them are text that can be cut; raise max_length, or lower the image/video "
-                "pixel and frame limits"
+                "pixel and frame limits",
+                position=position,
             )
         warnings.warn(
             f"{label}: text truncated by {excess} tokens to fit max_length={max_length}", UserWarning, stacklevel=4
@@ -573,41 +895,478 @@ class GVEProcessor(Qwen2_5_VLProcessor):
         return ids[: tail - excess] + ids[tail:]
 
 
-def _read_video_file(element: dict) -> tuple[torch.Tensor, float]:
-    """`qwen_vl_utils.fetch_video(element, return_video_sample_fps=True)` for a video file, the same frames.
+@contextlib.contextmanager
+def _local_media(source: str, kind: str, limits: MediaLimits) -> Iterator[str]:
+    """The local file a media string names: a path (checked), or a URL or data URI fetched to a temporary
+    file (`fetch_media`) that is removed afterwards."""
+    if source.startswith(URL_PREFIXES) or source[:5].lower() == "data:":
+        folder = tempfile.mkdtemp(prefix=f"gve-{kind}-")
+        try:
+            yield fetch_media(source, kind, os.path.join(folder, kind), limits)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        return
+    path = _local_path(source)
+    if not os.path.isfile(path):
+        raise MediaError(f"{kind} file not found: {_describe(source)}")
+    yield path
 
-    qwen-vl-utils opens decord with its default frame threading (`num_threads=0`) and has no way to
-    change it. `encode` already decodes several videos at once in its worker threads, and there one
-    decoding thread per video reads about 1.5 times more videos per CPU second (benchmarks/RESULTS.md).
-    So, when qwen-vl-utils' reader is decord, this reads the frames qwen-vl-utils would pick with one
-    thread and sizes them with qwen-vl-utils' own rules; tests/test_inputs.py checks the result is
-    equal, element for element, to `fetch_video`'s. Any other reader goes through `fetch_video` itself.
+
+@contextlib.contextmanager
+def _reading(source: Any, kind: str, explain: Callable[[Exception], str] | None = None) -> Iterator[None]:
+    """Name a media source in what goes wrong while it is read: a refusal by the limits (`MediaError`), or
+    a failure of the reader, explained by `explain` when given."""
+    try:
+        yield
+    except MediaError as error:
+        raise MediaError(f"{kind} {_describe(source)} refused: {error}") from None
+    except Exception as error:
+        reason = explain(error) if explain else str(error)
+        raise MediaError(f"could not read {kind} {_describe(source)}: {reason}") from error
+
+
+def image_pixels(path: str, limits: MediaLimits) -> int:
+    """An image file's pixel count, read from its header (nothing is decoded); raises `MediaError` above
+    `max_image_pixels`. A few KB of PNG or WebP can declare gigapixels."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except Image.DecompressionBombError:  # Pillow's own check, at twice Image.MAX_IMAGE_PIXELS
+        raise MediaError(
+            f"it has more than the {2 * Image.MAX_IMAGE_PIXELS:,} pixels Pillow opens (a decompression bomb), more "
+            f"than max_image_pixels={limits.max_image_pixels:,}"
+        ) from None
+    if width * height > limits.max_image_pixels:
+        raise MediaError(
+            f"it is {width}x{height} ({width * height:,} pixels), "
+            f"more than max_image_pixels={limits.max_image_pixels:,}"
+        )
+    return width * height
+
+
+@dataclass
+class VideoPlan:
+    """What reading a video will do, known before any frame is decoded (see `plan_video`)."""
+
+    element: dict  # the qwen-vl-utils content element (a local path and the sampling controls)
+    width: int  # of a decoded frame, from the stream header
+    height: int
+    indices: list[int]  # the frames sampled, as qwen_vl_utils.fetch_video picks them
+    decoded: int  # frames the decoder goes through to reach them
+    sample_fps: float  # the rate of the sampled frames
+    reader: Any = None  # the decord reader, when decord decodes
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """The (height, width) the sampled frames are resized to."""
+        return _frame_size(self.element, self.height, self.width, len(self.indices))
+
+    @property
+    def work(self) -> int:
+        """Decoding work in pixels: every decoded frame, and the sampled ones' conversion and resizing."""
+        return (self.decoded + (SAMPLED_FRAME_COST - 1) * len(self.indices)) * self.width * self.height
+
+
+def plan_video(element: dict, limits: MediaLimits) -> VideoPlan:
+    """Read a video file's stream header and frame index, and plan its sampling without decoding a frame.
+
+    Raises `MediaError` when its frames are larger than `max_video_frame_pixels`; errors of the readers
+    (an unreadable file, too few frames) propagate as they are.
     """
     vision = _optional_import("qwen_vl_utils", "qwen-vl-utils").vision_process
-    if vision.get_video_reader_backend() != "decord":
-        return vision.fetch_video(element, return_video_sample_fps=True)
+    with _optional_import("av", "av").open(element["video"]) as container:
+        if not container.streams.video:
+            raise ValueError("the file has no video stream")
+        stream = container.streams.video[0]
+        width, height = stream.codec_context.width, stream.codec_context.height
+        frames, rate = stream.frames, float(stream.average_rate or 0)
+    if width * height > limits.max_video_frame_pixels:
+        raise MediaError(
+            f"its frames are {width}x{height} ({width * height:,} pixels), more than "
+            f"max_video_frame_pixels={limits.max_video_frame_pixels:,}"
+        )
+    reader, keyframes = None, [0]
+    if vision.get_video_reader_backend() == "decord":
+        reader = _optional_import("decord", "decord").VideoReader(element["video"], num_threads=1)
+        frames, rate, keyframes = len(reader), reader.get_avg_fps(), reader.get_key_indices()
+    start, end, total = vision.calculate_video_frame_range(element, frames, rate)
+    count = vision.smart_nframes(element, total_frames=total, video_fps=rate)
+    indices = torch.linspace(start, end, count).round().long().tolist()
+    decoded = _decoded_frames(indices, keyframes)
+    return VideoPlan(element, width, height, indices, decoded, count / max(total, 1e-6) * rate, reader)
+
+
+def _decoded_frames(indices: Sequence[int], keyframes: Sequence[int]) -> int:
+    """How many frames the decoder decodes to return `indices` in order.
+
+    As decord does (measured): a frame ahead of the last one, in the same run from a keyframe, is reached
+    by decoding forward from there; any other, a repeat included, from the keyframe before it.
+    """
+    keyframes = sorted(keyframes) or [0]
+    position, decoded = -1, 0
+    for index in indices:
+        key = keyframes[max(bisect.bisect_right(keyframes, index) - 1, 0)]
+        decoded += index - position if key <= position < index else index - key + 1
+        position = index
+    return decoded
+
+
+def read_video(plan: VideoPlan) -> tuple[torch.Tensor, float]:
+    """`qwen_vl_utils.fetch_video(element, return_video_sample_fps=True)` for a planned video file, the same frames.
+
+    With decord, the frames are decoded one at a time, each resized as soon as it is decoded, so that
+    memory holds one full-size frame plus the resized ones (qwen-vl-utils decodes them all at full size
+    first), and with one decoding thread: `encode` already decodes several videos at once in its worker
+    threads, and there one thread per video reads about 1.5 times more videos per CPU second
+    (benchmarks/RESULTS.md). Frames are picked and sized with qwen-vl-utils' own functions and
+    constants; tests/test_inputs.py checks the result is equal, element for element, to `fetch_video`'s.
+    Any other reader goes through `fetch_video` itself.
+    """
+    vision = _optional_import("qwen_vl_utils", "qwen-vl-utils").vision_process
+    if plan.reader is None:
+        return vision.fetch_video(plan.element, return_video_sample_fps=True)
     from torchvision.transforms import InterpolationMode
     from torchvision.transforms import functional as TF
 
-    reader = _optional_import("decord", "decord").VideoReader(element["video"], num_threads=1)
-    total, rate = len(reader), reader.get_avg_fps()
-    start, end, total = vision.calculate_video_frame_range(element, total, rate)
-    count = vision.smart_nframes(element, total_frames=total, video_fps=rate)
-    indices = torch.linspace(start, end, count).round().long().tolist()
-    # contiguous: torch's antialiased resize runs 30% faster on NCHW frames of 448 pixels than on the
-    # channels-last view of decord's NHWC array, with the same result
-    video = torch.from_numpy(reader.get_batch(indices).asnumpy()).permute(0, 3, 1, 2).contiguous()
-    # fetch_video's sizing of a decoded video, with its constants
+    frames, size = [], None
+    for index in plan.indices:
+        frame = plan.reader.get_batch([index]).asnumpy()  # 1 x H x W x 3, uint8
+        size = size or _frame_size(plan.element, frame.shape[1], frame.shape[2], len(plan.indices))
+        # One colour plane at a time: torchvision resizes a uint8 tensor through a float32 copy, 12 bytes a pixel
+        # for a whole frame (400 MB at 8K); planes are resized independently, so the result is the same. Each is
+        # made contiguous first: torch's antialiased resize runs 30% faster on NCHW planes of 448 pixels than on
+        # the strided view of decord's NHWC array, with the same result.
+        planes = [torch.from_numpy(frame[..., channel]).contiguous()[:, None] for channel in range(frame.shape[3])]
+        del frame
+        resize = functools.partial(TF.resize, size=list(size), interpolation=InterpolationMode.BICUBIC, antialias=True)
+        frames.append(torch.cat([resize(planes.pop(0)) for _ in range(len(planes))], dim=1))
+    return torch.cat(frames).float(), plan.sample_fps
+
+
+def _frame_size(element: dict, height: int, width: int, count: int) -> tuple[int, int]:
+    """`fetch_video`'s size for the frames of a decoded video, with its constants."""
+    vision = _optional_import("qwen_vl_utils", "qwen-vl-utils").vision_process
     factor = 14 * vision.SPATIAL_MERGE_SIZE  # fetch_video's default patch size, the one this processor uses
     min_pixels = element.get("min_pixels", vision.VIDEO_MIN_TOKEN_NUM * factor * factor)
     total_pixels = element.get("total_pixels", vision.MODEL_SEQ_LEN * factor * factor * 0.9)
     limit = min(vision.VIDEO_MAX_TOKEN_NUM * factor * factor, total_pixels / count * vision.FRAME_FACTOR)
     max_pixels = min(element.get("max_pixels", float("inf")), max(limit, int(min_pixels * 1.05)))
-    height, width = vision.smart_resize(
-        video.shape[2], video.shape[3], factor=factor, min_pixels=min_pixels, max_pixels=max_pixels
+    return vision.smart_resize(height, width, factor=factor, min_pixels=min_pixels, max_pixels=max_pixels)
+
+
+# Internal networks: what an input's URL may not reach unless `allow_private_hosts` is set. Python's
+# `is_global` differs between versions and counts NAT64, 6to4 and IPv4-compatible forms as global, so the
+# list is explicit; addresses that carry an IPv4 address are judged by it (`_embedded_ipv4`).
+INTERNAL_NETWORKS = tuple(
+    ipaddress.ip_network(network)
+    for network in (
+        "0.0.0.0/8",  # "this network", unspecified
+        "10.0.0.0/8",  # private
+        "100.64.0.0/10",  # carrier-grade NAT
+        "127.0.0.0/8",  # loopback
+        "169.254.0.0/16",  # link-local (cloud metadata services)
+        "172.16.0.0/12",  # private
+        "192.0.0.0/24",  # IETF protocol assignments
+        "192.0.2.0/24",  # documentation
+        "192.88.99.0/24",  # 6to4 relay anycast
+        "192.168.0.0/16",  # private
+        "198.18.0.0/15",  # benchmarking
+        "198.51.100.0/24",  # documentation
+        "203.0.113.0/24",  # documentation
+        "224.0.0.0/4",  # multicast
+        "240.0.0.0/4",  # reserved, broadcast
+        "::/128",  # unspecified
+        "::1/128",  # loopback
+        "100::/64",  # discard
+        "2001::/23",  # IETF protocol assignments (Teredo, ORCHID, ...)
+        "2001:db8::/32",  # documentation
+        "64:ff9b:1::/48",  # local-use NAT64
+        "fc00::/7",  # unique local
+        "fe80::/10",  # link-local
+        "fec0::/10",  # site-local (deprecated)
+        "ff00::/8",  # multicast
     )
-    video = TF.resize(video, [height, width], interpolation=InterpolationMode.BICUBIC, antialias=True).float()
-    return video, count / max(total, 1e-6) * rate
+)
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+_HOST_NAME = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*")
+_CHUNK_BYTES = 1 << 16
+_resolver: ThreadPoolExecutor | None = None
+
+
+def is_internal_address(address: "str | ipaddress.IPv4Address | ipaddress.IPv6Address") -> bool:
+    """Whether an address is internal: loopback, private, link-local, unique-local, carrier-grade NAT,
+    multicast, reserved or unspecified, or an IPv4-mapped, IPv4-compatible, NAT64 or 6to4 form of one."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0] if isinstance(address, str) else address)
+    embedded = _embedded_ipv4(ip)
+    if embedded is not None:
+        return is_internal_address(embedded)
+    return any(ip in network for network in INTERNAL_NETWORKS if network.version == ip.version)
+
+
+def _embedded_ipv4(ip: "ipaddress.IPv4Address | ipaddress.IPv6Address") -> "ipaddress.IPv4Address | None":
+    """The IPv4 address an IPv6 address carries (mapped, NAT64, 6to4 or IPv4-compatible), if any."""
+    if ip.version == 4:
+        return None
+    if ip.ipv4_mapped is not None or ip.sixtofour is not None:
+        return ip.ipv4_mapped or ip.sixtofour
+    if ip in _NAT64 or (ip in _IPV4_COMPATIBLE and int(ip) > 1):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
+@dataclass(frozen=True)
+class _Target:
+    """A URL as the request will use it, parsed once: nothing is parsed again on the way to the socket."""
+
+    url: str
+    scheme: str
+    host: str  # lower-case ASCII name, or an IP address
+    port: int
+    path: str  # the request target: path and query, percent-encoded
+
+
+def parse_url(url: str, limits: MediaLimits) -> _Target:
+    """Check a media URL and split it into what the connection will use; raises `MediaError` with the reason.
+
+    Refused: schemes outside `allowed_schemes`, user info, backslashes, whitespace and control characters,
+    bad ports, and host names that parsers read differently (numeric forms other than a canonical IPv4
+    or IPv6 address, empty labels, percent-escapes). The request is rebuilt from these parts, so what was
+    checked is what is asked for.
+    """
+    shown = _describe(url)
+    scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+    if scheme not in limits.allowed_schemes:
+        allowed = ", ".join(limits.allowed_schemes)
+        raise MediaError(f"URL scheme {scheme!r} is not allowed (allowed: {allowed})")
+    if "\\" in url or any(character.isspace() or ord(character) < 32 or ord(character) == 127 for character in url):
+        raise MediaError(f"the URL {shown} has backslashes, whitespace or control characters, which are not accepted")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+        if port == 0:
+            raise ValueError("Port 0 is not a port to connect to")
+    except ValueError as error:
+        raise MediaError(f"malformed URL {shown}: {error}") from None
+    if "@" in parts.netloc:
+        raise MediaError(f"the URL {shown} has user info (before '@'), which is not accepted")
+    host = parts.hostname or ""
+    if not host:
+        raise MediaError(f"the URL {shown} has no host")
+    if parts.netloc.startswith("["):
+        try:
+            canonical = str(ipaddress.IPv6Address(host)) if "%" not in host else ""
+        except ValueError:
+            canonical = ""
+        if canonical != host:
+            raise MediaError(f"the URL {shown} has a malformed or non-canonical IPv6 host [{host}]")
+    else:
+        try:
+            canonical = host.encode("idna").decode("ascii").lower() if not host.isascii() else host
+        except UnicodeError:
+            raise MediaError(f"the URL {shown} has a host name that is not valid ({host!r})") from None
+        last = canonical.rsplit(".", 1)[-1]
+        if last.isdigit() or last.startswith("0x"):  # an IPv4 address, in some form
+            try:
+                canonical = str(ipaddress.IPv4Address(canonical))
+            except ValueError:
+                raise MediaError(f"the URL {shown} has a non-canonical IPv4 host {host!r}") from None
+            if canonical != host:
+                raise MediaError(f"the URL {shown} has a non-canonical IPv4 host {host!r}")
+        elif not _HOST_NAME.fullmatch(canonical):
+            raise MediaError(f"the URL {shown} has a host name that is not valid ({host!r})")
+    path = quote(parts.path or "/", safe="/%:@!$&'()*+,;=-._~")
+    if parts.query:
+        path += "?" + quote(parts.query, safe="/%:@!$&'()*+,;=-._~?")
+    return _Target(url, scheme, canonical, port or (443 if scheme == "https" else 80), path)
+
+
+def fetch_media(source: str, kind: str, destination: str, limits: MediaLimits) -> str:
+    """Write the image or video that `source` names into a file, and return the file's path.
+
+    This is the only code that downloads media, for every entry point. `source` is an http(s) URL or a
+    base64 data URI (`data:<kind>/<type>;base64,...`); the file is `destination` plus a suffix from the
+    URL or the media type. A URL is parsed once (`parse_url`), its host resolved once, every address
+    checked (unless `allow_private_hosts`) and the connection made to a checked address, at the first
+    request and at each redirect (at most `max_redirects`); the whole download, redirects included, has
+    `download_timeout` seconds, and at most `max_<kind>_bytes` are read. Raises `MediaError`.
+    """
+    cap = limits.max_video_bytes if kind == "video" else limits.max_image_bytes
+    if source[:5].lower() == "data:":
+        mime, payload = parse_data_uri(source, kind)
+        payload = "".join(payload.split())
+        if len(payload) // 4 * 3 - payload[-2:].count("=") > cap:
+            raise MediaError(f"data URI exceeds {cap} bytes")
+        try:
+            data = base64.b64decode(payload, validate=True)
+        except (binascii.Error, ValueError) as error:
+            raise MediaError(f"the data URI is not valid base64 ({error})") from None
+        path = destination + MIME_SUFFIXES.get(mime, DEFAULT_SUFFIXES[kind])
+        with open(path, "wb") as file:
+            file.write(data)
+        return path
+    return _download(parse_url(source, limits), kind, destination, cap, limits)
+
+
+def parse_data_uri(source: str, kind: str) -> tuple[str, str]:
+    """Split a base64 data URI into its media type and payload, checking that it holds a `kind`."""
+    header, comma, payload = source[5:].partition(",")
+    if not comma:
+        raise MediaError(f"malformed data URI (expected data:{kind}/<type>;base64,<data>)")
+    mime, *options = (part.strip().lower() for part in header.split(";"))
+    if "base64" not in options:
+        raise MediaError(f"only base64 data URIs are accepted (data:{kind}/<type>;base64,<data>)")
+    if not mime.startswith(f"{kind}/"):
+        raise MediaError(f"expected a data:{kind}/... URI, got media type {mime or 'none'!r}")
+    return mime, payload
+
+
+def _download(target: _Target, kind: str, destination: str, cap: int, limits: MediaLimits) -> str:
+    """GET a checked URL into a file, following checked redirects, within the deadline and the size cap.
+
+    Why not `requests`: it resolves the host again when it connects (a second answer can point elsewhere),
+    parses the URL with its own rules, uses proxies from the environment and decompresses bodies beyond
+    any cap. Here the connection goes to the address that was checked, and the body is read as sent.
+    """
+    shown = _describe(target.url)
+    deadline = time.monotonic() + limits.download_timeout
+    connection = None
+    try:
+        for _ in range(limits.max_redirects + 1):
+            connection = _request(target, deadline, limits)
+            response = connection.response
+            location = response.getheader("location") if response.status in (301, 302, 303, 307, 308) else None
+            if location is None:
+                break
+            connection.finish()
+            redirected = urljoin(target.url, location.strip())
+            scheme = redirected.split(":", 1)[0].lower()
+            if scheme not in limits.allowed_schemes:
+                allowed = ", ".join(limits.allowed_schemes)
+                raise MediaError(f"redirected to URL scheme {scheme!r}, which is not allowed ({allowed})")
+            target = parse_url(redirected, limits)
+        else:
+            raise MediaError(f"could not download {shown}: more than {limits.max_redirects} redirects")
+        if response.status >= 300:
+            raise MediaError(f"could not download {shown}: {response.status} {(response.reason or '')[:80]}".rstrip())
+        declared = response.getheader("content-length", "").strip()
+        if declared.isdigit() and int(declared) > cap:
+            raise MediaError(f"download exceeds {cap} bytes ({declared} bytes declared)")
+        suffix = os.path.splitext(urlsplit(target.url).path)[1].lower()
+        if suffix not in (VIDEO_EXTENSIONS if kind == "video" else IMAGE_EXTENSIONS):
+            mime = (response.getheader("content-type") or "").split(";")[0].strip().lower()
+            suffix = MIME_SUFFIXES.get(mime, DEFAULT_SUFFIXES[kind])
+        path, size = destination + suffix, 0
+        with open(path, "wb") as file:
+            while chunk := response.read1(_CHUNK_BYTES):
+                size += len(chunk)
+                if size > cap:
+                    raise MediaError(f"download exceeds {cap} bytes")
+                file.write(chunk)
+        if time.monotonic() >= deadline:  # the watchdog ended the body
+            raise TimeoutError
+        if declared.isdigit() and size < int(declared):
+            raise MediaError(f"could not download {shown}: the connection closed after {size} of {declared} bytes")
+        return path
+    except (OSError, http.client.HTTPException) as error:
+        late = time.monotonic() >= deadline or isinstance(error, TimeoutError)
+        reason = f"timed out after {limits.download_timeout:g} s" if late else _first_line(error)
+        raise MediaError(f"could not download {shown}: {reason}") from None
+    finally:
+        if connection is not None:
+            connection.finish()
+
+
+def _request(target: _Target, deadline: float, limits: MediaLimits) -> "_PinnedConnection":
+    """Send one GET to a checked address of `target`'s host; returns the connection, its response's headers read."""
+    addresses = _resolve(target, deadline, limits)
+    for address in addresses:
+        connection = _PinnedConnection(target, address, deadline)
+        try:
+            connection.connect()
+            break
+        except OSError:
+            connection.finish()
+            if address == addresses[-1] or time.monotonic() >= deadline:
+                raise
+    try:
+        connection.putrequest("GET", target.path, skip_accept_encoding=True)
+        for header, value in (("User-Agent", "gve-fetch"), ("Accept-Encoding", "identity"), ("Connection", "close")):
+            connection.putheader(header, value)
+        connection.endheaders()
+        connection.response = connection.getresponse()
+        return connection
+    except BaseException:
+        connection.finish()
+        raise
+
+
+def _resolve(target: _Target, deadline: float, limits: MediaLimits) -> list[str]:
+    """The addresses to connect to for `target`: resolved once (within the deadline), each one checked."""
+    global _resolver
+    try:
+        addresses = [str(ipaddress.ip_address(target.host))]
+    except ValueError:
+        if _resolver is None:
+            _resolver = ThreadPoolExecutor(4, "gve-resolve")
+        lookup = _resolver.submit(socket.getaddrinfo, target.host, target.port, type=socket.SOCK_STREAM)
+        try:
+            answers = lookup.result(timeout=max(deadline - time.monotonic(), 0.001))
+        except FutureTimeout:
+            raise TimeoutError from None
+        except (OSError, UnicodeError) as error:
+            raise MediaError(f"could not resolve the host of {_describe(target.url)} ({error})") from None
+        addresses = list(dict.fromkeys(answer[4][0] for answer in answers))
+    if not limits.allow_private_hosts:
+        for address in addresses:
+            if is_internal_address(address):
+                raise MediaError(
+                    f"the host of {_describe(target.url)} is an internal address ({address}); downloads from "
+                    "loopback, private and link-local addresses are off (allow_private_hosts)"
+                )
+    return addresses
+
+
+class _PinnedConnection(http.client.HTTPSConnection):
+    """An HTTP(S) connection to one given address, with the URL's host name for `Host`, SNI and certificates.
+
+    A watchdog shuts its socket at the deadline, so that a server sending a byte now and then cannot hold a
+    download past it (a socket timeout bounds each read, not their sum). `finish` ends it all.
+    """
+
+    def __init__(self, target: _Target, address: str, deadline: float) -> None:
+        tls = target.scheme == "https"
+        timeout = max(deadline - time.monotonic(), 0.001)
+        super().__init__(target.host, target.port, timeout=timeout, context=_tls_context() if tls else None)
+        self.address, self.tls, self.socket, self.response = address, tls, None, None
+        self.default_port = 443 if tls else 80  # the Host header leaves out the scheme's own port
+        self.watchdog = threading.Timer(timeout, self.abort)
+        self.watchdog.daemon = True
+        self.watchdog.start()
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self.address, self.port), self.timeout)
+        self.sock = self.socket = self._context.wrap_socket(sock, server_hostname=self.host) if self.tls else sock
+
+    def abort(self) -> None:
+        """Shut the socket from the watchdog's thread: a blocked read returns at once. (http.client lets go of
+        `sock` once a response will close the connection, so the socket is kept here.)"""
+        with contextlib.suppress(OSError, AttributeError):
+            self.socket.shutdown(socket.SHUT_RDWR)
+
+    def finish(self) -> None:
+        self.watchdog.cancel()
+        if self.response is not None:
+            self.response.close()
+        self.close()
+
+
+def _tls_context() -> ssl.SSLContext:
+    """Certificate checks against certifi's roots when installed (as requests does), else the system's."""
+    try:
+        return ssl.create_default_context(cafile=importlib.import_module("certifi").where())
+    except ImportError:
+        return ssl.create_default_context()
 
 
 def _optional_import(module: str, package: str):
@@ -622,29 +1381,37 @@ def _first_line(error: Exception) -> str:
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
-@contextlib.contextmanager
-def _downloaded(url: str, label: str, kind: str, timeout: float = 60.0) -> Iterator[str]:
-    """Download an image or video URL to a temporary file, removed afterwards.
+def _as_list(value: Any) -> list:
+    return value.tolist() if hasattr(value, "tolist") else list(value)
 
-    decord streams URLs only from servers that answer HTTP range requests, and fails on the rest
-    ("partial file"); qwen-vl-utils fetches image URLs with no timeout. So media are read from a
-    local copy, downloaded with a timeout (per network read).
-    """
-    requests = _optional_import("requests", "requests")
-    suffix = os.path.splitext(url.split("?", 1)[0].split("#", 1)[0])[1][:8]
-    handle, path = tempfile.mkstemp(suffix=suffix, prefix=f"gve-{kind}-")
+
+def _control_problem(key: str, value: Any) -> str | None:
+    """Why a control's value is refused (`CONTROL_RANGES`), or None when it is within its range."""
+    low, high = CONTROL_RANGES[key]
+    if key in INTEGER_CONTROLS:
+        integral = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+        if isinstance(value, bool) or not integral or not low <= value <= high:
+            return f"{key} must be an integer from {low} to {high}, got {_show(value)}"
+    elif isinstance(value, bool) or not isinstance(value, (int, float)) or not low < value <= high:
+        return f"{key} must be a number above {low:g} and at most {high:g}, got {_show(value)}"
+    return None
+
+
+def unicode_problem(text: str) -> str | None:
+    """Why a string cannot be tokenized or used as a path (a lone surrogate is not Unicode), or None."""
     try:
-        with os.fdopen(handle, "wb") as file, requests.get(url, stream=True, timeout=timeout) as response:
-            response.raise_for_status()
-            for chunk in response.iter_content(chunk_size=1 << 20):
-                file.write(chunk)
-    except Exception as error:
-        os.remove(path)
-        raise GVEInputError(f"{label}: could not read {kind} {_describe(url)}: {error}") from error
-    try:
-        yield path
-    finally:
-        os.remove(path)
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        return f"is not valid Unicode (a lone surrogate {text[error.start]!r} at character {error.start})"
+    return None
+
+
+def _show(value: Any) -> str:
+    """A value for a message, shortened."""
+    if isinstance(value, int) and abs(value) >= 10**30:  # repr fails beyond 4300 digits
+        return f"an integer of about {int(value.bit_length() * math.log10(2)) + 1} digits"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _pick(options: dict, keys: Sequence[str]) -> dict:
