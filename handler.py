@@ -21,9 +21,9 @@ and `file://` URLs are refused. A `null` value is the same as leaving the field 
 | `instruction` | string | system instruction (at most `max_text_chars` characters) |
 | `fps` | number | frames sampled per second of video (above 0, at most `max_fps`) |
 | `max_frames` | integer | most frames per video (2 to `max_frames`) |
-| `min_pixels`, `max_pixels` | integer | pixels per video frame after resizing (1 to `max_pixels`) |
-| `total_pixels` | integer | pixel budget of a whole video (1 to `max_frames` × `max_pixels`) |
-| `image_min_pixels`, `image_max_pixels` | integer | pixels per image after resizing (1 to `max_pixels`) |
+| `min_pixels`, `max_pixels` | integer | pixels per video frame after resizing (784 to `max_pixels`) |
+| `total_pixels` | integer | pixel budget of a whole video (784 to `max_frames` × `max_pixels`) |
+| `image_min_pixels`, `image_max_pixels` | integer | pixels per image after resizing (784 to `max_pixels`) |
 
 In feature-extraction the instruction applies to every input. In sentence-similarity it applies to the source
 (the query) only; the sentences (the documents) keep the model's default instruction.
@@ -51,15 +51,15 @@ before a frame is decoded. SECURITY.md has the threat model and what these defau
 | `max_redirects` | `GVE_MAX_REDIRECTS` | 5 | redirects followed by one download |
 | `max_image_pixels` | `GVE_MAX_IMAGE_PIXELS` | 12500000 | pixels of one image, read from its header before decoding |
 | `max_video_frame_pixels` | `GVE_MAX_VIDEO_FRAME_PIXELS` | 9437184 (4096·2304) | pixels of one video frame (header) |
-| `max_decode_pixels` | `GVE_MAX_DECODE_PIXELS` | 10000000000 | decoding work of one image or video (below) |
-| `max_call_decode_pixels` | `GVE_MAX_CALL_DECODE_PIXELS` | 10000000000 | decoding work of all media of one request |
+| `max_decode_pixels` | `GVE_MAX_DECODE_PIXELS` | 4000000000 | decoding work of one image or video (below) |
+| `max_call_decode_pixels` | `GVE_MAX_CALL_DECODE_PIXELS` | 5000000000 | decoding work of all media of one request |
 | `batch_size` | `GVE_BATCH_SIZE` | 2 | inputs per forward pass; 3 times as many are held decoded (raise on a GPU) |
 | `max_batch_tokens` | `GVE_MAX_BATCH_TOKENS` | 8192 | tokens per forward pass, padding included (≥ `max_length`) |
 
 Decoding work is counted in decoded video pixels: the pixels of every frame the decoder goes through to reach the
-sampled ones (from the keyframe before each), plus 50 times those of each sampled frame (its conversion and
-resizing) and 35 times those of each image (`processing_gve.SAMPLED_FRAME_COST`, `IMAGE_PIXEL_COST`); a unit
-is about 0.6 ns of CPU. Media whose work exceeds a limit are refused before they are decoded.
+sampled ones (from the keyframe before each), plus 17 times those of each sampled frame (its conversion and
+resizing) and 17 times those of each image (`processing_gve.SAMPLED_FRAME_COST`, `IMAGE_PIXEL_COST`); a unit
+is about 1.3 ns of CPU. Media whose work exceeds a limit are refused before they are decoded.
 
 Errors: a bad request raises `HandlerError` (a `ValueError`) whose message starts with the request field at
 fault, then the reason, whatever the value (huge numbers, lone surrogates, deep nesting): `inputs: at most 32
@@ -128,8 +128,8 @@ class HandlerLimits(processing.MediaLimits):
     max_pixels: int = 1280 * PIXELS_PER_TOKEN
     allow_private_hosts: bool = False
     max_image_pixels: int = 12_500_000
-    max_decode_pixels: int = 10_000_000_000
-    max_call_decode_pixels: int | None = 10_000_000_000
+    max_decode_pixels: int = 4_000_000_000
+    max_call_decode_pixels: int | None = 5_000_000_000
     batch_size: int = 2
     max_batch_tokens: int = 8192
 
@@ -322,13 +322,11 @@ class EndpointHandler:
         if not isinstance(parameters, dict):
             raise HandlerError(f"parameters: expected an object, got {_json_type(parameters)}")
         limits = self.limits
+        # the library's ranges (processing_gve.CONTROL_RANGES), within this endpoint's limits
+        highs = {"max_frames": limits.max_frames, "total_pixels": limits.max_frames * limits.max_pixels}
         bounds = {
-            "max_frames": (2, limits.max_frames),
-            "min_pixels": (1, limits.max_pixels),
-            "max_pixels": (1, limits.max_pixels),
-            "total_pixels": (1, limits.max_frames * limits.max_pixels),
-            "image_min_pixels": (1, limits.max_pixels),
-            "image_max_pixels": (1, limits.max_pixels),
+            name: (low, min(high, highs.get(name, limits.max_pixels)))
+            for name, (low, high) in processing.CONTROL_RANGES.items()
         }
         instruction, controls = None, {}
         for name, value in parameters.items():

@@ -83,25 +83,27 @@ IMAGE_OPTIONS = {"image_min_pixels": "min_pixels", "image_max_pixels": "max_pixe
 ITEM_KEYS = ("text", "image", "video", "instruction", *VIDEO_OPTIONS, *IMAGE_OPTIONS)
 
 # The range of each control, whoever sets it: out of range, an embedding would need unbounded memory
-# (qwen-vl-utils sizes frames up to `min_pixels` and samples up to `fps` frames a second, whatever they are).
-# The frame and pixel bounds are qwen-vl-utils' own (FPS_MAX_FRAMES, IMAGE_MAX_TOKEN_NUM, MODEL_SEQ_LEN).
+# (qwen-vl-utils sizes frames up to `min_pixels` and samples up to `fps` frames a second, whatever they are),
+# or qwen-vl-utils sizes frames to nothing (below one 28x28 merged patch). The upper bounds are qwen-vl-utils'
+# own (FPS_MAX_FRAMES, IMAGE_MAX_TOKEN_NUM, MODEL_SEQ_LEN).
+PATCH_PIXELS = 28 * 28
 CONTROL_RANGES: dict[str, tuple[float, float]] = {
     "fps": (0.0, 240.0),  # above 0
     "max_frames": (2, 768),
-    "min_pixels": (1, 16384 * 28 * 28),
-    "max_pixels": (1, 16384 * 28 * 28),
-    "total_pixels": (1, 128000 * 28 * 28),
-    "image_min_pixels": (1, 16384 * 28 * 28),
-    "image_max_pixels": (1, 16384 * 28 * 28),
+    "min_pixels": (PATCH_PIXELS, 16384 * PATCH_PIXELS),
+    "max_pixels": (PATCH_PIXELS, 16384 * PATCH_PIXELS),
+    "total_pixels": (PATCH_PIXELS, 128000 * PATCH_PIXELS),
+    "image_min_pixels": (PATCH_PIXELS, 16384 * PATCH_PIXELS),
+    "image_max_pixels": (PATCH_PIXELS, 16384 * PATCH_PIXELS),
 }
 INTEGER_CONTROLS = frozenset(CONTROL_RANGES) - {"fps"}
 
 # Decoding work is counted in decoded video pixels (`MediaLimits.max_decode_pixels`); a sampled frame and an image
 # cost more per pixel than a frame the decoder only passes through. Measured on one core here (SECURITY.md):
-# decoding a near-empty 4K H.264 frame took 0.63 ns a pixel, converting a decoded frame to RGB and resizing it
-# (antialiased) 34 ns a pixel, and qwen-vl-utils' read of a 50-megapixel PNG or WebP 21 ns a pixel.
-SAMPLED_FRAME_COST = 50
-IMAGE_PIXEL_COST = 35
+# decoding a near-empty 4K H.264 frame took 1.3 ns a pixel, converting a sampled frame to RGB and resizing it
+# (antialiased, as fetch_video does) 21 ns a pixel, and qwen-vl-utils' read of a 50-megapixel PNG or WebP 21 ns.
+SAMPLED_FRAME_COST = 17
+IMAGE_PIXEL_COST = 17
 
 # Tokens kept past `max_length` when a long text is cut before tokenization (`GVEProcessor._clip_text`): more
 # than the few tokens at the end of a cut text that can differ from the whole text's.
@@ -174,7 +176,7 @@ class MediaLimits:
     Decoding work is counted in decoded video pixels: the pixels of every frame the decoder goes through to
     reach the sampled ones (from the keyframe before each), plus `SAMPLED_FRAME_COST` times those of each
     sampled frame (its conversion and resizing) and `IMAGE_PIXEL_COST` times those of each image; a unit is
-    about 0.6 ns of CPU on a 2020s x86 core.
+    about 1.3 ns of CPU on a 2020s x86 core.
     """
 
     allow_private_hosts: bool = True
@@ -663,6 +665,12 @@ class GVEProcessor(Qwen2_5_VLProcessor):
             explain = functools.partial(self._video_failure, path)
             with _reading(source, "video", explain):
                 plan = plan_video(element, budget.limits)
+                if not all(plan.size):  # qwen-vl-utils' sizing gives 0 when max_pixels is small for the aspect
+                    shortest = math.ceil(PATCH_PIXELS * max(plan.width, plan.height) / min(plan.width, plan.height))
+                    raise MediaError(
+                        f"frames of {plan.width}x{plan.height} would be resized to {plan.size[1]}x{plan.size[0]} "
+                        f"(max_pixels={options.get('max_pixels')}); raise max_pixels to at least {shortest}"
+                    )
                 tokens = self._video_tokens(plan)
                 if tokens > max_length:
                     raise MediaError(
@@ -954,7 +962,9 @@ class VideoPlan:
     indices: list[int]  # the frames sampled, as qwen_vl_utils.fetch_video picks them
     decoded: int  # frames the decoder goes through to reach them
     sample_fps: float  # the rate of the sampled frames
-    reader: Any = None  # the decord reader, when decord decodes
+    decoder: str  # "pyav" or "qwen-vl-utils" (see `read_video`)
+    timestamps: list[int] = field(default_factory=list)  # each frame's pts, in presentation order (PyAV)
+    keyframes: list[int] = field(default_factory=list)  # indices of the keyframes, in presentation order
 
     @property
     def size(self) -> tuple[int, int]:
@@ -968,39 +978,55 @@ class VideoPlan:
 
 
 def plan_video(element: dict, limits: MediaLimits) -> VideoPlan:
-    """Read a video file's stream header and frame index, and plan its sampling without decoding a frame.
+    """Read a video file's stream header and packet index, and plan its sampling without decoding a frame.
 
-    Raises `MediaError` when its frames are larger than `max_video_frame_pixels`; errors of the readers
-    (an unreadable file, too few frames) propagate as they are.
+    The frame count, rate and sampled frames are qwen-vl-utils' (decord's count and average rate when its
+    reader is decord); the packets' timestamps and keyframe flags come from PyAV's demuxer, which decodes
+    nothing. Without keyframes (another reader), the work counts every frame from the start. Raises
+    `MediaError` when the frames are larger than `max_video_frame_pixels` (before anything but the header is
+    read); errors of the readers (an unreadable file, too few frames) propagate.
     """
     vision = _optional_import("qwen_vl_utils", "qwen-vl-utils").vision_process
-    with _optional_import("av", "av").open(element["video"]) as container:
+    path = element["video"]
+    with _optional_import("av", "av").open(path) as container:
         if not container.streams.video:
             raise ValueError("the file has no video stream")
         stream = container.streams.video[0]
         width, height = stream.codec_context.width, stream.codec_context.height
+        if width * height > limits.max_video_frame_pixels:
+            raise MediaError(
+                f"its frames are {width}x{height} ({width * height:,} pixels), more than "
+                f"max_video_frame_pixels={limits.max_video_frame_pixels:,}"
+            )
         frames, rate = stream.frames, float(stream.average_rate or 0)
-    if width * height > limits.max_video_frame_pixels:
-        raise MediaError(
-            f"its frames are {width}x{height} ({width * height:,} pixels), more than "
-            f"max_video_frame_pixels={limits.max_video_frame_pixels:,}"
+        decord = vision.get_video_reader_backend() == "decord"
+        packets = (
+            [(packet.pts, packet.is_keyframe) for packet in container.demux(stream) if packet.size] if decord else []
         )
-    reader, keyframes = None, [0]
-    if vision.get_video_reader_backend() == "decord":
-        reader = _optional_import("decord", "decord").VideoReader(element["video"], num_threads=1)
-        frames, rate, keyframes = len(reader), reader.get_avg_fps(), reader.get_key_indices()
+    plan = VideoPlan(element, width, height, [], 0, 0.0, "pyav" if decord else "qwen-vl-utils")
+    if decord:
+        if any(pts is None for pts, _ in packets):
+            raise ValueError("its packets carry no timestamps")
+        plan.timestamps = sorted(pts for pts, _ in packets)
+        keys = sorted(pts for pts, key in packets if key)
+        plan.keyframes = [bisect.bisect_left(plan.timestamps, pts) for pts in keys]
+        # decord's average rate picks the frames qwen-vl-utils would (it is the header's, as PyAV reads it, but older
+        # FFmpeg can differ on odd files); its frame count is the packets' count
+        rate, frames = _optional_import("decord", "decord").VideoReader(path, num_threads=1).get_avg_fps(), len(packets)
     start, end, total = vision.calculate_video_frame_range(element, frames, rate)
     count = vision.smart_nframes(element, total_frames=total, video_fps=rate)
-    indices = torch.linspace(start, end, count).round().long().tolist()
-    decoded = _decoded_frames(indices, keyframes)
-    return VideoPlan(element, width, height, indices, decoded, count / max(total, 1e-6) * rate, reader)
+    plan.indices = torch.linspace(start, end, count).round().long().tolist()
+    plan.decoded = _decoded_frames(plan.indices, plan.keyframes)
+    plan.sample_fps = count / max(total, 1e-6) * rate
+    return plan
 
 
 def _decoded_frames(indices: Sequence[int], keyframes: Sequence[int]) -> int:
-    """How many frames the decoder decodes to return `indices` in order.
+    """How many frames a decoder decodes to return `indices` in order.
 
-    As decord does (measured): a frame ahead of the last one, in the same run from a keyframe, is reached
-    by decoding forward from there; any other, a repeat included, from the keyframe before it.
+    A frame ahead of the last one, in the same run from a keyframe, is reached by decoding forward from
+    there; any other from the keyframe before it (`_pyav_frames` does so; decord too, measured, and it seeks
+    again for a repeated frame). Without keyframes, everything is decoded from the start.
     """
     keyframes = sorted(keyframes) or [0]
     position, decoded = -1, 0
@@ -1012,35 +1038,96 @@ def _decoded_frames(indices: Sequence[int], keyframes: Sequence[int]) -> int:
 
 
 def read_video(plan: VideoPlan) -> tuple[torch.Tensor, float]:
-    """`qwen_vl_utils.fetch_video(element, return_video_sample_fps=True)` for a planned video file, the same frames.
+    """`qwen_vl_utils.fetch_video(element, return_video_sample_fps=True)` for a planned video file.
 
-    With decord, the frames are decoded one at a time, each resized as soon as it is decoded, so that
-    memory holds one full-size frame plus the resized ones (qwen-vl-utils decodes them all at full size
-    first), and with one decoding thread: `encode` already decodes several videos at once in its worker
-    threads, and there one thread per video reads about 1.5 times more videos per CPU second
-    (benchmarks/RESULTS.md). Frames are picked and sized with qwen-vl-utils' own functions and
-    constants; tests/test_inputs.py checks the result is equal, element for element, to `fetch_video`'s.
-    Any other reader goes through `fetch_video` itself.
+    When qwen-vl-utils' reader is decord, the frames it would pick are decoded here with PyAV, one at a time
+    on one thread, converted to RGB by the FFmpeg filter decord uses and resized at once, so that memory holds
+    one full-size frame plus the resized ones. decord itself cannot do that: its decoding thread runs ahead of
+    the frames asked for and converts every frame it reaches (a 30 KB 4K video read frame by frame took over
+    1 GB; read whole, 24 GB). One thread per video: `encode` already decodes several videos at once in its
+    worker threads, and there one thread per video reads about 1.5 times more videos per CPU second
+    (benchmarks/RESULTS.md).
+
+    The frames equal `fetch_video`'s, element for element, for 8-bit H.264 and VP9 (tests/test_inputs.py, with
+    B-frames, odd sizes, full range and 4:4:4). They are the right frames where decord's are not: after a seek
+    decord returns neighbouring frames in HEVC with reordered frames and damaged ones in MPEG-4 Part 2, and its
+    FFmpeg converts pictures above 8 bits otherwise (SECURITY.md). Any other reader goes through `fetch_video`.
     """
-    vision = _optional_import("qwen_vl_utils", "qwen-vl-utils").vision_process
-    if plan.reader is None:
+    if plan.decoder == "qwen-vl-utils":
+        vision = _optional_import("qwen_vl_utils", "qwen-vl-utils").vision_process
         return vision.fetch_video(plan.element, return_video_sample_fps=True)
+    resized, size = [], None
+    for frame in _pyav_frames(plan):
+        size = size or _frame_size(plan.element, frame.shape[0], frame.shape[1], len(plan.indices))
+        resized.append(_resize_frame(frame, size))
+        del frame
+    return torch.cat(resized).float(), plan.sample_fps
+
+
+def _pyav_frames(plan: VideoPlan) -> Iterator[np.ndarray]:
+    """The sampled frames of a video as HxWx3 RGB arrays, decoded one at a time with PyAV on one thread.
+
+    Frames are counted in presentation order as decord counts them; a frame is reached by decoding forward
+    from the last one when they share a run from a keyframe, else by seeking to the keyframe before it.
+    """
+    av = _optional_import("av", "av")
+    with av.open(plan.element["video"]) as container:
+        stream = container.streams.video[0]
+        stream.codec_context.thread_count = 1
+        to_rgb = _rgb_converter(av, stream)
+        position, last, decoded = -1, None, iter(())
+        for index in plan.indices:
+            if index != position:
+                key = plan.keyframes[max(bisect.bisect_right(plan.keyframes, index) - 1, 0)]
+                if not key <= position < index:
+                    container.seek(plan.timestamps[key], stream=stream, backward=True, any_frame=False)
+                    decoded, position = container.decode(stream), None
+                for frame in decoded:
+                    if position is None:  # the first frame after a seek: where the seek landed
+                        position = bisect.bisect_left(plan.timestamps, frame.pts)
+                    else:
+                        position += 1
+                    if position == index:
+                        last = to_rgb(frame)
+                        break
+                else:
+                    raise ValueError(f"the video ended before frame {index} of {len(plan.timestamps)}")
+            yield last
+
+
+def _rgb_converter(av: Any, stream: Any) -> Callable[[Any], np.ndarray]:
+    """A decoded frame to an RGB array through decord's filter (`scale` to the stream's size, to rgb24)."""
+    graph = av.filter.Graph()
+    context = stream.codec_context
+    chain = [graph.add_buffer(template=stream), graph.add("scale", f"{context.width}:{context.height}")]
+    chain += [graph.add("format", "rgb24"), graph.add("buffersink")]
+    for source, target in zip(chain, chain[1:], strict=False):
+        source.link_to(target)
+    graph.configure()
+
+    def convert(frame: Any) -> np.ndarray:
+        graph.push(frame)
+        return graph.pull().to_ndarray()
+
+    return convert
+
+
+def _resize_frame(frame: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+    """One HxWx3 uint8 frame resized as fetch_video resizes a video (antialiased bicubic), as 1x3xhxw uint8.
+
+    One colour plane at a time: torchvision resizes a uint8 tensor through a float32 copy, 12 bytes a pixel for
+    a whole frame (400 MB at 8K), and planes are resized independently, so the result is the same. Each is made
+    contiguous first: torch's antialiased resize runs 30% faster on NCHW planes of 448 pixels than on the strided
+    view of an NHWC array, with the same result.
+    """
     from torchvision.transforms import InterpolationMode
     from torchvision.transforms import functional as TF
 
-    frames, size = [], None
-    for index in plan.indices:
-        frame = plan.reader.get_batch([index]).asnumpy()  # 1 x H x W x 3, uint8
-        size = size or _frame_size(plan.element, frame.shape[1], frame.shape[2], len(plan.indices))
-        # One colour plane at a time: torchvision resizes a uint8 tensor through a float32 copy, 12 bytes a pixel
-        # for a whole frame (400 MB at 8K); planes are resized independently, so the result is the same. Each is
-        # made contiguous first: torch's antialiased resize runs 30% faster on NCHW planes of 448 pixels than on
-        # the strided view of decord's NHWC array, with the same result.
-        planes = [torch.from_numpy(frame[..., channel]).contiguous()[:, None] for channel in range(frame.shape[3])]
-        del frame
-        resize = functools.partial(TF.resize, size=list(size), interpolation=InterpolationMode.BICUBIC, antialias=True)
-        frames.append(torch.cat([resize(planes.pop(0)) for _ in range(len(planes))], dim=1))
-    return torch.cat(frames).float(), plan.sample_fps
+    planes = []
+    for channel in range(frame.shape[2]):
+        plane = torch.from_numpy(frame[..., channel]).contiguous()[None, None]
+        planes.append(TF.resize(plane, list(size), interpolation=InterpolationMode.BICUBIC, antialias=True))
+    return torch.cat(planes, dim=1)
 
 
 def _frame_size(element: dict, height: int, width: int, count: int) -> tuple[int, int]:

@@ -42,16 +42,25 @@ def moving_square(
     return out
 
 
-def write_video(path: str | Path, frames: list[np.ndarray], fps: float = 8.0) -> Path:
-    """Encode frames (HxWx3 uint8, even sizes) into an mp4 file with PyAV (H.264, else MPEG-4)."""
+def write_video(
+    path: str | Path,
+    frames: list[np.ndarray],
+    fps: float = 8.0,
+    codec: str | None = None,
+    pix_fmt: str = "yuv420p",
+    options: dict[str, str] | None = None,
+) -> Path:
+    """Encode frames (HxWx3 uint8, even sizes) with PyAV: H.264 (else MPEG-4) in mp4 by default, or `codec`,
+    `pix_fmt` and encoder `options` in the container the file's extension names."""
     import av
 
     path = Path(path)
-    codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+    codec = codec or ("libx264" if "libx264" in av.codecs_available else "mpeg4")
     height, width = frames[0].shape[:2]
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=int(round(fps)))
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        stream.options = options or {}
         for frame in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())
@@ -59,7 +68,13 @@ def write_video(path: str | Path, frames: list[np.ndarray], fps: float = 8.0) ->
 
 
 def write_blank_video(
-    path: str | Path, width: int, height: int, frames: int, fps: int = 8, keyframe_interval: int | None = None
+    path: str | Path,
+    width: int,
+    height: int,
+    frames: int,
+    fps: int = 8,
+    keyframe_interval: int | None = None,
+    codec: str = "libx264",
 ) -> Path:
     """A near-empty H.264 video (a corner square that changes shade) that compresses to a few KB at any size.
 
@@ -70,10 +85,11 @@ def write_blank_video(
 
     path = Path(path)
     with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
+        stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         interval = keyframe_interval or frames
-        stream.options = {"crf": "51", "preset": "ultrafast", "x264-params": f"keyint={interval}:scenecut=0"}
+        parameters = f"keyint={interval}:scenecut=0" + (":log-level=none" if codec == "libx265" else "")
+        stream.options = {"crf": "51", "preset": "ultrafast", codec.replace("lib", "") + "-params": parameters}
         frame = np.zeros((height, width, 3), dtype=np.uint8)
         for index in range(frames):
             frame[:16, :16] = index * 7 % 255

@@ -501,19 +501,19 @@ BAD_REQUESTS = [
         "max_pixels too high",
         "default",
         lambda m, r: {"inputs": "x", "parameters": {"max_pixels": 1281 * 28 * 28}},
-        "parameters.max_pixels: must be an integer from 1 to 1003520, got 1004304",
+        "parameters.max_pixels: must be an integer from 784 to 1003520, got 1004304",
     ),
     (
         "negative image_max_pixels",
         "default",
         lambda m, r: {"inputs": "x", "parameters": {"image_max_pixels": -5}},
-        "parameters.image_max_pixels: must be an integer from 1 to 1003520, got -5",
+        "parameters.image_max_pixels: must be an integer from 784 to 1003520, got -5",
     ),
     (
         "total_pixels too high",
         "default",
         lambda m, r: {"inputs": "x", "parameters": {"total_pixels": 64 * 1003520 + 1}},
-        "parameters.total_pixels: must be an integer from 1 to 64225280",
+        "parameters.total_pixels: must be an integer from 784 to 64225280",
     ),
     (
         "min above max",

@@ -377,7 +377,9 @@ def test_decoding_work_counts_the_frames_between_keyframes(model, attacks):
     pixels, sampled = 320 * 240, 8 * (processing.SAMPLED_FRAME_COST - 1)  # the sampled frames' conversion and resize
     assert [plan.work for plan in plans.values()] == [(200 + sampled) * pixels, (44 + sampled) * pixels]
     limit = {"max_decode_pixels": (100 + sampled) * pixels}
-    with pytest.raises(ValueError, match=r"decoding it takes 45,465,600 pixels of work, more than max_decode_pixels"):
+    with pytest.raises(
+        ValueError, match=rf"decoding it takes {(200 + sampled) * pixels:,} pixels of work, more than max_decode_pixels"
+    ):
         model.encode([{"video": str(attacks["long_gop"]), "fps": 25.0}], limits=limit)
     model.encode([{"video": str(attacks["short_gop"]), "fps": 25.0}], limits=limit)  # 44 frames: within it
 
@@ -441,11 +443,11 @@ def spy_on_decoding(handler, monkeypatch) -> list:
     "control, value, message",
     [
         ("max_frames", 10**9, "max_frames must be an integer from 2 to 768, got 1000000000"),
-        ("min_pixels", 10**8, "min_pixels must be an integer from 1 to 12845056, got 100000000"),
-        ("image_min_pixels", 10**9, "image_min_pixels must be an integer from 1 to 12845056, got 1000000000"),
+        ("min_pixels", 10**8, "min_pixels must be an integer from 784 to 12845056, got 100000000"),
+        ("image_min_pixels", 10**9, "image_min_pixels must be an integer from 784 to 12845056, got 1000000000"),
         ("fps", float("inf"), "fps must be a number above 0 and at most 240, got inf"),
         ("fps", float("nan"), "fps must be a number above 0 and at most 240, got nan"),
-        ("total_pixels", 10**400, "total_pixels must be an integer from 1 to 100352000, got an integer of about 401"),
+        ("total_pixels", 10**400, "total_pixels must be an integer from 784 to 100352000, got an integer of about 401"),
         ("max_length", 10**9, "max_length must be an integer from 1 to"),
     ],
 )
@@ -460,6 +462,16 @@ def test_controls_out_of_range_are_refused_before_reading(model, media, control,
         assert str(caught.value).startswith(f"inputs[1]: {message}")
         assert (caught.value.position, caught.value.field) == (1, control)
     assert time.monotonic() - started < 5
+
+
+def test_frames_sized_to_nothing_are_refused_before_decoding(model, attacks):
+    """qwen-vl-utils sizes a 16:9 frame to 0 pixels high under a small max_pixels (fetch_video then fails)."""
+    with pytest.raises(ValueError) as caught:
+        model.encode([{"video": str(attacks["4k"]), "min_pixels": 784, "max_pixels": 784}])
+    assert str(caught.value).endswith(
+        "refused: frames of 3840x2160 would be resized to 28x0 (max_pixels=784); raise max_pixels to at least 1394"
+    )
+    model.encode([{"video": str(attacks["4k"]), "min_pixels": 784, "max_pixels": 1394}])
 
 
 def test_a_10_mb_text_is_cut_before_it_is_tokenized(model, monkeypatch):

@@ -144,6 +144,50 @@ def test_video_files_are_decoded_exactly_as_qwen_vl_utils_decodes_them(processor
         assert torch.equal(frames, expected) and fps == expected_fps
 
 
+# (name, file, write_video arguments, whether the frames are decord's, as fetch_video gives them)
+VIDEO_KINDS = [
+    ("b-frames, a keyframe every 12", "bframes.mp4", {"options": {"bf": "3", "g": "12"}}, True),
+    ("odd size (cropped)", "odd.mp4", {"size": (242, 322)}, True),
+    ("full range", "jpeg.mp4", {"pix_fmt": "yuvj420p"}, True),
+    ("4:4:4", "444.mp4", {"pix_fmt": "yuv444p"}, True),
+    ("VP9 in WebM", "vp9.webm", {"codec": "libvpx-vp9"}, True),
+    ("HEVC", "hevc.mp4", {"codec": "libx265", "options": {"x265-params": "log-level=none:keyint=10"}}, False),
+    ("MPEG-4 in AVI", "mpeg4.avi", {"codec": "mpeg4"}, False),
+    ("10-bit", "10bit.mp4", {"pix_fmt": "yuv420p10le"}, False),
+]
+
+
+@pytest.mark.parametrize("name, file, arguments, as_decord", VIDEO_KINDS, ids=[kind[0] for kind in VIDEO_KINDS])
+def test_every_kind_of_video_gives_the_frames_asked_for(processor, tmp_path, name, file, arguments, as_decord):
+    """The frames a read picks, seeking or reading on, are those a straight decode from the start gives; for
+    8-bit H.264 and VP9 they also equal `fetch_video`'s (decord's), element for element. decord's differ for the
+    others: after a seek it returns neighbouring frames in HEVC and damaged ones in MPEG-4, and converts 10-bit
+    pictures otherwise (read_video's docstring)."""
+    from qwen_vl_utils import fetch_video
+
+    from scripts.synthetic_media import write_video
+
+    height, width = arguments.pop("size", (240, 320))
+    generator = np.random.default_rng(0)
+    texture = generator.integers(0, 255, (height, width + 96, 3), dtype=np.uint8)
+    frames = [np.ascontiguousarray(texture[:, 2 * i : 2 * i + width]) for i in range(48)]
+    path = str(write_video(tmp_path / file, frames, fps=24, **arguments))
+    processing = sys.modules[type(processor).__module__]
+    limits = processing.MediaLimits()
+    whole = processing.plan_video({"video": path, "fps": 24.0, "max_frames": 48}, limits)
+    assert whole.indices == list(range(48))
+    straight = list(processing._pyav_frames(whole))  # forward from the first keyframe, no seek
+    for options in ({"fps": 2.0, "max_frames": 8}, {"fps": 12.0, "max_frames": 12}, {"fps": 0.5, "max_frames": 2}):
+        plan = processing.plan_video({"video": path, **options}, limits)
+        frames, fps = read_video(processor, path, options)
+        expected = torch.cat([processing._resize_frame(straight[i], plan.size) for i in plan.indices]).float()
+        assert torch.equal(frames, expected), (name, options)
+        decord_frames, decord_fps = fetch_video({"video": path, **options}, return_video_sample_fps=True)
+        assert fps == decord_fps and frames.shape == decord_frames.shape
+        if as_decord:
+            assert torch.equal(frames, decord_frames), (name, options)
+
+
 def test_other_video_readers_go_through_qwen_vl_utils(processor, media, monkeypatch):
     """The single-threaded decord read is only a faster way to the frames qwen-vl-utils' decord reader gives."""
     import qwen_vl_utils.vision_process as vision
