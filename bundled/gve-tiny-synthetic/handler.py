@@ -301,7 +301,7 @@ class EndpointHandler:
         try:
             if source[:5].lower() == "data:":
                 processing.parse_data_uri(source, kind)
-                return _Media(field, kind, source, _describe(source))
+                return _Media(field, kind, source, processing.describe_source(source))
             if "://" not in source:
                 payload = "".join(source.split())
                 if kind == "image" and len(payload) % 4 == 0 and _BASE64.fullmatch(payload):
@@ -313,7 +313,7 @@ class EndpointHandler:
             processing.parse_url(source, self.limits)
         except processing.MediaError as error:
             raise HandlerError(f"{field}: {error}") from None
-        return _Media(field, kind, source, _describe(source))
+        return _Media(field, kind, source, processing.describe_source(source))
 
     def _parameters(self, parameters: Any) -> tuple[str | None, dict[str, Any]]:
         """Check `parameters`; returns the instruction and the encode controls."""
@@ -438,13 +438,6 @@ def _check_values(data: Any) -> None:
                 stack.append((item, f"{where}.{key}" if depth else str(key), depth + 1))
         elif isinstance(value, (list, tuple)):
             stack.extend((item, f"{where}[{index}]", depth + 1) for index, item in enumerate(value))
-
-
-def _describe(source: str) -> str:
-    """A short quoted form of a URL or data URI, for messages."""
-    if source[:5].lower() == "data:":
-        return repr(source.split(",", 1)[0] + ",...")
-    return repr(source if len(source) <= 120 else source[:117] + "...")
 
 
 def _json_type(value: Any) -> str:

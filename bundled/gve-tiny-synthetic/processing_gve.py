@@ -346,10 +346,14 @@ def _local_path(source: str) -> str | None:
     return source[len("file://") :] if source.startswith("file://") else source
 
 
-def _describe(source: Any) -> str:
-    if isinstance(source, str):
-        return repr(source if len(source) <= 120 else source[:117] + "...")
-    return type(source).__name__
+def describe_source(source: Any) -> str:
+    """A short quoted form of an input's media for messages: a path or URL (cut at 120 characters), a data URI's
+    header, or the type of anything else."""
+    if not isinstance(source, str):
+        return type(source).__name__
+    if source[:5].lower() == "data:":
+        return repr(source.split(",", 1)[0] + ",...")
+    return repr(source if len(source) <= 120 else source[:117] + "...")
 
 
 class GVEProcessor(Qwen2_5_VLProcessor):
@@ -916,7 +920,7 @@ def _local_media(source: str, kind: str, limits: MediaLimits) -> Iterator[str]:
         return
     path = _local_path(source)
     if not os.path.isfile(path):
-        raise MediaError(f"{kind} file not found: {_describe(source)}")
+        raise MediaError(f"{kind} file not found: {describe_source(source)}")
     yield path
 
 
@@ -927,10 +931,10 @@ def _reading(source: Any, kind: str, explain: Callable[[Exception], str] | None 
     try:
         yield
     except MediaError as error:
-        raise MediaError(f"{kind} {_describe(source)} refused: {error}") from None
+        raise MediaError(f"{kind} {describe_source(source)} refused: {error}") from None
     except Exception as error:
         reason = explain(error) if explain else str(error)
-        raise MediaError(f"could not read {kind} {_describe(source)}: {reason}") from error
+        raise MediaError(f"could not read {kind} {describe_source(source)}: {reason}") from error
 
 
 def image_pixels(path: str, limits: MediaLimits) -> int:
@@ -1178,7 +1182,6 @@ _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
 _HOST_NAME = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*")
 _CHUNK_BYTES = 1 << 16
-_resolver: ThreadPoolExecutor | None = None
 
 
 def is_internal_address(address: "str | ipaddress.IPv4Address | ipaddress.IPv6Address") -> bool:
@@ -1221,7 +1224,7 @@ def parse_url(url: str, limits: MediaLimits) -> _Target:
     or IPv6 address, empty labels, percent-escapes). The request is rebuilt from these parts, so what was
     checked is what is asked for.
     """
-    shown = _describe(url)
+    shown = describe_source(url)
     scheme = url.split(":", 1)[0].lower() if ":" in url else ""
     if scheme not in limits.allowed_schemes:
         allowed = ", ".join(limits.allowed_schemes)
@@ -1315,7 +1318,7 @@ def _download(target: _Target, kind: str, destination: str, cap: int, limits: Me
     parses the URL with its own rules, uses proxies from the environment and decompresses bodies beyond
     any cap. Here the connection goes to the address that was checked, and the body is read as sent.
     """
-    shown = _describe(target.url)
+    shown = describe_source(target.url)
     deadline = time.monotonic() + limits.download_timeout
     connection = None
     try:
@@ -1390,25 +1393,22 @@ def _request(target: _Target, deadline: float, limits: MediaLimits) -> "_PinnedC
 
 def _resolve(target: _Target, deadline: float, limits: MediaLimits) -> list[str]:
     """The addresses to connect to for `target`: resolved once (within the deadline), each one checked."""
-    global _resolver
     try:
         addresses = [str(ipaddress.ip_address(target.host))]
     except ValueError:
-        if _resolver is None:
-            _resolver = ThreadPoolExecutor(4, "gve-resolve")
-        lookup = _resolver.submit(socket.getaddrinfo, target.host, target.port, type=socket.SOCK_STREAM)
+        lookup = _resolver().submit(socket.getaddrinfo, target.host, target.port, type=socket.SOCK_STREAM)
         try:
             answers = lookup.result(timeout=max(deadline - time.monotonic(), 0.001))
         except FutureTimeout:
             raise TimeoutError from None
         except (OSError, UnicodeError) as error:
-            raise MediaError(f"could not resolve the host of {_describe(target.url)} ({error})") from None
+            raise MediaError(f"could not resolve the host of {describe_source(target.url)} ({error})") from None
         addresses = list(dict.fromkeys(answer[4][0] for answer in answers))
     if not limits.allow_private_hosts:
         for address in addresses:
             if is_internal_address(address):
                 raise MediaError(
-                    f"the host of {_describe(target.url)} is an internal address ({address}); downloads from "
+                    f"the host of {describe_source(target.url)} is an internal address ({address}); downloads from "
                     "loopback, private and link-local addresses are off (allow_private_hosts)"
                 )
     return addresses
@@ -1446,6 +1446,12 @@ class _PinnedConnection(http.client.HTTPSConnection):
         if self.response is not None:
             self.response.close()
         self.close()
+
+
+@functools.cache
+def _resolver() -> ThreadPoolExecutor:
+    """Threads for name lookups, so that a lookup is bounded by the download's deadline (getaddrinfo has none)."""
+    return ThreadPoolExecutor(4, "gve-resolve")
 
 
 def _tls_context() -> ssl.SSLContext:
