@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from safetensors import safe_open
 from transformers import AutoModel, Qwen2_5_VLForConditionalGeneration
 
-from scripts.build_checkpoint import CheckpointError, build_checkpoint, check_folder
-from scripts.common import REQUIRED_FILES, ROOT
+from gve_tools.build_checkpoint import CheckpointError, build_checkpoint, check_folder
+from gve_tools.repo import REQUIRED_FILES, ROOT
 from tests.conftest import make_adapter
 from tests.hub import run_offline
 from tests.reference import stock_embeddings

@@ -20,9 +20,11 @@ import torch
 pytest.importorskip("ray")
 pytest.importorskip("faiss")
 
-from configuration_gve import QUERY_INSTRUCTION  # noqa: E402
-from scripts import embed_corpus as ec  # noqa: E402
-from scripts.search_index import load_index, search  # noqa: E402
+from gve_tools import embed_corpus as ec  # noqa: E402
+from gve_tools.repo import query_instruction
+from gve_tools.search_index import load_index, search  # noqa: E402
+
+QUERY_INSTRUCTION = query_instruction()
 
 
 @pytest.fixture(scope="session")

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import pytrec_eval
 
-from scripts import evaluate as ev
-from scripts.common import ROOT
-from scripts.make_model_card import load_results
-from scripts.synthetic_media import moving_square, write_image, write_video
+from gve_tools import evaluate as ev
+from gve_tools.make_model_card import load_results
+from gve_tools.repo import ROOT
+from gve_tools.synthetic_media import moving_square, write_image, write_video
 
 PYTREC = {
     "R@1": "success_1",
@@ -505,7 +505,9 @@ def test_scripts_help_explains_the_format():
 
 
 def test_scores_are_those_of_model_encode_with_the_datasets_instructions(benchmark, tiny_path, model, tmp_path):
-    from configuration_gve import QUERY_INSTRUCTION
+    from gve_tools.repo import query_instruction
+
+    QUERY_INSTRUCTION = query_instruction()
 
     details = ev.evaluate(benchmark, str(tiny_path), datasets=["TXT-mini"], cache_dir=None, output=None)
     dataset = ev.load_dataset(benchmark / "txt")

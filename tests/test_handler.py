@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 
 import handler as handler_module
+from gve_tools.repo import ROOT
 from handler import TEMP_PREFIX, EndpointHandler, HandlerError, HandlerLimits
-from scripts.common import ROOT
 
 INSTRUCTION = "Find the video that matches the query."
 

@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from gve_tools.synthetic_media import write_blank_video
 from handler import EndpointHandler, HandlerError
-from scripts.synthetic_media import write_blank_video
 
 PUBLIC = "93.184.216.34"  # an address the guard refuses to connect to: nothing is ever sent there
 
@@ -318,7 +318,7 @@ def test_frame_lists_of_urls_go_through_the_fetcher(model, media, server, served
 
 def test_the_corpus_reader_uses_the_same_limits(tiny_path, server, monkeypatch):
     """embed_corpus decodes rows with the processor's load, so the environment's limits hold there too."""
-    from scripts import embed_corpus
+    from gve_tools import embed_corpus
 
     monkeypatch.setenv("GVE_MAX_IMAGE_BYTES", "100")
     import pyarrow as pa

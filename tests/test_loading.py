@@ -17,7 +17,7 @@ from transformers import (
     Qwen2_5_VLProcessor,
 )
 
-from scripts.common import REMOTE_CODE_FILES, ROOT
+from gve_tools.repo import REMOTE_CODE_FILES, ROOT
 from tests.hub import run_offline
 
 

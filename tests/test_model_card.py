@@ -11,8 +11,7 @@ import pytest
 import yaml
 from huggingface_hub import ModelCard
 
-from scripts.common import ROOT
-from scripts.make_model_card import (
+from gve_tools.make_model_card import (
     RESULTS_PATH,
     TEMPLATE_PATH,
     ModelCardError,
@@ -24,6 +23,7 @@ from scripts.make_model_card import (
     render_model_card,
     results_table,
 )
+from gve_tools.repo import ROOT
 
 SCRIPT = ROOT / "scripts" / "make_model_card.py"
 RESULTS = json.loads(RESULTS_PATH.read_text())

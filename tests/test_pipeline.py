@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from scripts.synthetic_media import moving_square
+from gve_tools.synthetic_media import moving_square
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def test_batches_are_cut_with_the_least_padding_within_the_limits():
     """The dynamic programme against every way of cutting small sorted length lists."""
     import random
 
-    from scripts.common import remote_class
+    from gve_tools.repo import remote_class
 
     cut_batches = remote_class("modeling_gve._cut_batches")
     per_batch = remote_class("modeling_gve.BATCH_COST_TOKENS")
@@ -143,7 +143,7 @@ def test_benchmark_runs_and_prints_its_figures(tmp_path):
     import subprocess
     import sys
 
-    from scripts.common import ROOT
+    from gve_tools.repo import ROOT
 
     command = [
         sys.executable,

@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from scripts.common import HUB_ALLOW_PATTERNS, ROOT
-from scripts.push_to_hub import PushError, main, plan_upload, push
+from gve_tools.push_to_hub import PushError, main, plan_upload, push
+from gve_tools.repo import HUB_ALLOW_PATTERNS, ROOT
 
 SCRIPT = str(ROOT / "scripts" / "push_to_hub.py")
 REPO = "Alibaba-NLP/GVE-tiny"

@@ -8,8 +8,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from scripts.common import ROOT
-from scripts.make_tiny_checkpoint import make_tiny_checkpoint
+from gve_tools.make_tiny_checkpoint import make_tiny_checkpoint
+from gve_tools.repo import ROOT
 
 README = (ROOT / "README.md").read_text()
 

@@ -163,7 +163,7 @@ def test_batched_vision_attention_equals_the_stock_window_loop(implementation):
     """All windows of one length in one call give the stock per-window results (to float32 rounding)."""
     from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VLVisionAttention, Qwen2_5_VLVisionConfig
 
-    from scripts.common import remote_class
+    from gve_tools.repo import remote_class
 
     config = Qwen2_5_VLVisionConfig(hidden_size=32, num_heads=4)
     config._attn_implementation = implementation
@@ -186,7 +186,7 @@ def test_batched_vision_attention_equals_the_stock_window_loop(implementation):
 def test_matrix_product_patch_embedding_equals_the_stock_conv3d():
     from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VisionPatchEmbed
 
-    from scripts.common import remote_class
+    from gve_tools.repo import remote_class
 
     torch.manual_seed(0)
     stock = Qwen2_5_VisionPatchEmbed(14, 2, 3, 48)

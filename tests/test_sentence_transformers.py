@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from PIL import Image
 from sentence_transformers import SentenceTransformer
 
-from scripts.common import ROOT, SENTENCE_TRANSFORMERS_FILES, write_sentence_transformers_files
-from scripts.synthetic_media import moving_square
+from gve_tools.repo import ROOT, SENTENCE_TRANSFORMERS_FILES, write_sentence_transformers_files
+from gve_tools.synthetic_media import moving_square
 from tests.hub import run_offline
 
 PARITY = 0.9999

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from scripts.common import REMOTE_CODE_FILES, ROOT
-from scripts.make_synthetic_data import (
+from gve_tools.make_synthetic_data import (
     COLOURS,
     DIRECTIONS,
     FOLDS,
@@ -30,6 +29,7 @@ from scripts.make_synthetic_data import (
     temporal_variants,
     training_groups,
 )
+from gve_tools.repo import REMOTE_CODE_FILES, ROOT
 
 SPLITS = ("TXT", "CMP", "VIS", "S", "T", "PR", "LC")
 TARGETS = {"TXT": 0.90, "S": 0.90, "T": 0.80}  # R@1 the bundled model must reach on the held-out splits
@@ -64,7 +64,7 @@ def read_jsonl(path: Path) -> list[dict]:
 
 @pytest.mark.parametrize("direction", ["left", "right", "up", "down"])
 def test_a_moving_clip_moves_the_way_its_caption_says(tmp_path, direction):
-    from scripts.synthetic_media import write_video
+    from gve_tools.synthetic_media import write_video
 
     scene = Scene((Event(Thing("green", "triangle"), "move", direction=direction),))
     assert scene.caption() == f"a large green triangle moves {direction} quickly"
@@ -166,7 +166,7 @@ def test_another_fold_trains_and_tests_on_its_own_combinations(tmp_path):
 
 
 def test_splits_are_written_in_the_evaluation_format(synthetic):
-    from scripts.evaluate import load_benchmark
+    from gve_tools.evaluate import load_benchmark
 
     _, datasets = load_benchmark(synthetic / "test")
     assert sorted(dataset.name for dataset in datasets) == sorted(SPLITS)
@@ -229,8 +229,8 @@ def test_samples_name_their_expected_clips(tmp_path):
 def test_training_runs_and_builds_a_checkpoint(synthetic, tmp_path):
     from transformers import AutoModel
 
-    from scripts.build_checkpoint import check_folder
-    from scripts.train_tiny import SETTINGS, train_tiny
+    from gve_tools.build_checkpoint import check_folder
+    from gve_tools.train_tiny import SETTINGS, train_tiny
 
     out = train_tiny(synthetic / "train", tmp_path / "tiny", backbone_steps=2, lora_steps=1, groups_per_batch=2)
     check_folder(out)
@@ -248,7 +248,7 @@ RECORDED = ROOT / "benchmarks" / "synthetic-results.json"
 
 
 def test_the_bundled_model_scores_what_is_recorded(tmp_path):
-    from scripts.evaluate import details_file, evaluate
+    from gve_tools.evaluate import details_file, evaluate
 
     make_test_splits(tmp_path / "test", seed=0)  # the splits of the recorded run
     details = evaluate(tmp_path / "test", str(BUNDLED), device="cpu", cache_dir=None, output=tmp_path / "r.json")
@@ -269,7 +269,7 @@ def test_the_bundled_folder_carries_the_current_remote_code():
 
 
 def test_the_bundled_card_is_generated_from_the_recorded_results():
-    from scripts.make_model_card import main as make_model_card
+    from gve_tools.make_model_card import main as make_model_card
 
     arguments = ["--results", str(RECORDED), "--model-id", "local/gve-tiny-synthetic", "--check"]
     arguments += ["--base-model", "local/gve-tiny-synthetic-base", "--output", str(BUNDLED / "README.md")]

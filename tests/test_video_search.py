@@ -13,10 +13,11 @@ import pytest
 import torch
 from PIL import Image
 
-from configuration_gve import QUERY_INSTRUCTION
-from scripts import video_search as vs
-from scripts.common import ROOT
-from scripts.synthetic_media import moving_square, write_image, write_video
+from gve_tools import video_search as vs
+from gve_tools.repo import ROOT, query_instruction
+from gve_tools.synthetic_media import moving_square, write_image, write_video
+
+QUERY_INSTRUCTION = query_instruction()
 
 IMAGE_DATA = re.compile(r'<img src="data:image/jpeg;base64,([A-Za-z0-9+/=]+)"')
 

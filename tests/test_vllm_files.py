@@ -13,8 +13,8 @@ import torch
 from PIL import Image
 from transformers import AutoProcessor
 
-from scripts.check_vllm_parity import parity_inputs
-from scripts.common import EMBEDDING_CHAT_TEMPLATE_FILE, ROOT
+from gve_tools.check_vllm_parity import parity_inputs
+from gve_tools.repo import EMBEDDING_CHAT_TEMPLATE_FILE, ROOT
 
 TEMPLATE = (ROOT / EMBEDDING_CHAT_TEMPLATE_FILE).read_text()
 

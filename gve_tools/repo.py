@@ -1,12 +1,16 @@
-"""Helpers shared by the scripts and the tests (never pushed to the Hub)."""
+"""The repository and the files of a GVE folder: where things are, how the tooling reaches the remote code, and the
+files besides the weights that every GVE folder carries (and the writers of the generated ones)."""
 
-import argparse
+import json
+import shutil
 import sys
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+ROOT = Path(__file__).resolve().parent.parent  # the repository (the package is installed editable, `pip install -e .`)
+BUNDLED_MODEL = ROOT / "bundled" / "gve-tiny-synthetic"
+BUNDLED_SAMPLES = ROOT / "bundled" / "samples"
 
 # The remote code that a GVE checkpoint folder carries, loaded by `trust_remote_code=True`.
 REMOTE_CODE_FILES = ("configuration_gve.py", "modeling_gve.py", "processing_gve.py")
@@ -43,15 +47,22 @@ HUB_ALLOW_PATTERNS = (
 )
 
 
-def remote_class(reference: str, folder: str | Path = ROOT) -> type:
-    """Import a class of the remote code (e.g. ``"processing_gve.GVEProcessor"``) from `folder`.
+def remote_class(reference: str, folder: str | Path = ROOT) -> Any:
+    """A class (or any name) of the remote code, e.g. ``"processing_gve.GVEProcessor"``, from `folder`.
 
-    The remote files import each other relatively, as transformers loads them, so they are imported
-    through transformers' dynamic-module machinery rather than as top-level modules.
+    The one way the tooling reaches the remote code. The remote files import each other relatively, as
+    transformers loads them, so they are imported through transformers' dynamic-module machinery rather than
+    as top-level modules.
     """
     from transformers.dynamic_module_utils import get_class_from_dynamic_module
 
     return get_class_from_dynamic_module(reference, str(folder))
+
+
+def remote_module(name: str, folder: str | Path = ROOT) -> ModuleType:
+    """A module of the remote code (e.g. ``"configuration_gve"``) from `folder`, as transformers imports it."""
+    anchor = {"configuration_gve": "GVEConfig", "modeling_gve": "GVEModel", "processing_gve": "GVEProcessor"}[name]
+    return sys.modules[remote_class(f"{name}.{anchor}", folder).__module__]
 
 
 # The files that make a GVE folder a sentence-transformers model (module 0 is remote code).
@@ -71,11 +82,6 @@ def write_sentence_transformers_files(folder: str | Path, dimension: int) -> Non
     preprocessing and backbone), a `lasttoken` Pooling and a Normalize. The tests check that these
     files are exactly what sentence-transformers itself saves for that model.
     """
-    import json
-    import shutil
-
-    from configuration_gve import QUERY_INSTRUCTION
-
     folder = Path(folder)
     if folder.resolve() != ROOT:
         shutil.copy2(ROOT / "sentence_transformers_gve.py", folder / "sentence_transformers_gve.py")
@@ -105,7 +111,7 @@ def write_sentence_transformers_files(folder: str | Path, dimension: int) -> Non
         },
         "config_sentence_transformers.json": {
             "model_type": "SentenceTransformer",
-            "prompts": {"query": QUERY_INSTRUCTION, "document": ""},
+            "prompts": {"query": remote_module("configuration_gve").QUERY_INSTRUCTION, "document": ""},
             "default_prompt_name": None,
             "similarity_fn_name": "cosine",
         },
@@ -134,15 +140,6 @@ def write_embedding_chat_template(folder: str | Path) -> Path:
     return path
 
 
-def docstring_parser(doc: str, prog: str | None = None, epilog: str = "") -> argparse.ArgumentParser:
-    """An argument parser whose help is a script's docstring: its text, then its `    python ...` examples.
-
-    `epilog` (exit statuses, notes) follows the examples.
-    """
-    description, examples = doc.split("\n\n    python", 1)
-    return argparse.ArgumentParser(
-        prog=prog,
-        description=description,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="examples:\n    python" + examples.rstrip() + (f"\n\n{epilog}" if epilog else ""),
-    )
+def query_instruction() -> str:
+    """GVE's default query instruction (`configuration_gve.QUERY_INSTRUCTION`), read from the remote code."""
+    return remote_module("configuration_gve").QUERY_INSTRUCTION
