@@ -2,12 +2,22 @@
 never pushed to the Hub (the remote code at the repository's root is what the Hub serves).
 
 Shared by every command:
-    repo      the repository and the files of a GVE folder: paths, the remote code, the sentence-transformers files
-    models    loading a GVE checkpoint for the tooling
-    identity  what identifies a checkpoint's embeddings, for every cache
-    errors    the base of the tooling's own exceptions
-    text      small text helpers and command-line help
+    repo          the repository and the files of a GVE folder: paths, the remote code, the generated configs
+    models        the one loader of a GVE checkpoint for the tooling
+    identity      what identifies a checkpoint's embeddings, for every cache
+    errors        the base of the tooling's exceptions
+    text          small text helpers and command-line help
 
-The commands' modules are listed in the README's Development section; each command in `scripts/` is a thin
-entry point over one of them.
+By role (each command in `scripts/` is an entry point of a few lines into one of them):
+    video_search  the main job (`make demo`): search a folder of videos
+    evaluation    UVRB-style evaluation: the dataset format, metrics, the embedding cache, the run
+    corpus        corpus embedding on Ray Data: manifest, shards, the pipeline, the FAISS index and its search
+    synthetic     synthetic clips with known content: the world, held-out rules, test splits, training pairs
+    media         synthetic images and videos for tests, the demo and the benchmarks
+    training      training the bundled tiny GVE; tiny: a tiny random GVE folder for the tests
+    checkpoint    building a verified GVE folder from a LoRA, and pushing it to the Hub
+    card          the model card, in the repository's and the Hub's renderings
+    benchmark     throughput, and hostile inputs' memory and time
+    vllm_parity   vLLM against `model.encode`
+    generate      every derived file of the repository (`make generate`)
 """

@@ -15,6 +15,16 @@ BUNDLED_SAMPLES = ROOT / "bundled" / "samples"
 # The remote code that a GVE checkpoint folder carries, loaded by `trust_remote_code=True`.
 REMOTE_CODE_FILES = ("configuration_gve.py", "modeling_gve.py", "processing_gve.py")
 
+# The files copied from this repository's root into every GVE folder (the rest of a folder is built or generated).
+CODE_FILES = (*REMOTE_CODE_FILES, "sentence_transformers_gve.py", "handler.py", "requirements.txt")
+
+
+def copy_code_files(folder: str | Path) -> None:
+    """Copy the repository's `CODE_FILES` into a GVE folder (a checkpoint carries its own copy of the code)."""
+    for name in CODE_FILES:
+        shutil.copy2(ROOT / name, Path(folder) / name)
+
+
 # Every file a complete GVE folder has, besides its weights (model.safetensors, or shards and their index).
 REQUIRED_FILES = (
     "config.json",
@@ -75,16 +85,13 @@ SENTENCE_TRANSFORMERS_FILES = (
 )
 
 
-def write_sentence_transformers_files(folder: str | Path, dimension: int) -> None:
-    """Write the sentence-transformers files of a GVE folder whose embeddings have `dimension` values.
+def sentence_transformers_files(dimension: int) -> dict[str, str]:
+    """The sentence-transformers files of a GVE folder whose embeddings have `dimension` values, as {name: text}.
 
-    `SentenceTransformer(folder, trust_remote_code=True)` then builds GVETransformer (GVE's
-    preprocessing and backbone), a `lasttoken` Pooling and a Normalize. The tests check that these
+    `SentenceTransformer(folder, trust_remote_code=True)` then builds GVETransformer (GVE's preprocessing and
+    backbone, `sentence_transformers_gve.py`), a `lasttoken` Pooling and a Normalize. The tests check that these
     files are exactly what sentence-transformers itself saves for that model.
     """
-    folder = Path(folder)
-    if folder.resolve() != ROOT:
-        shutil.copy2(ROOT / "sentence_transformers_gve.py", folder / "sentence_transformers_gve.py")
     modules = [
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers_gve.GVETransformer"},
         {
@@ -111,7 +118,7 @@ def write_sentence_transformers_files(folder: str | Path, dimension: int) -> Non
         },
         "config_sentence_transformers.json": {
             "model_type": "SentenceTransformer",
-            "prompts": {"query": remote_module("configuration_gve").QUERY_INSTRUCTION, "document": ""},
+            "prompts": {"query": query_instruction(), "document": ""},
             "default_prompt_name": None,
             "similarity_fn_name": "cosine",
         },
@@ -121,22 +128,34 @@ def write_sentence_transformers_files(folder: str | Path, dimension: int) -> Non
             "include_prompt": True,
         },
     }
-    for name, content in files.items():
+    return {name: json.dumps(content, indent=2) + "\n" for name, content in files.items()}
+
+
+def write_sentence_transformers_files(folder: str | Path, dimension: int) -> None:
+    """Write the sentence-transformers configs (`sentence_transformers_files`) into a GVE folder; its module,
+    `sentence_transformers_gve.py`, is one of the `CODE_FILES` (`copy_code_files`)."""
+    folder = Path(folder)
+    for name, text in sentence_transformers_files(dimension).items():
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        (folder / name).write_text(json.dumps(content, indent=2) + "\n")
+        (folder / name).write_text(text)
 
 
 EMBEDDING_CHAT_TEMPLATE_FILE = "additional_chat_templates/embedding.jinja"
 
 
+def embedding_chat_template() -> str:
+    """GVE's embedding chat template (the one vLLM needs), from the remote code's processor."""
+    return remote_class("processing_gve.GVEProcessor").embedding_chat_template
+
+
 def write_embedding_chat_template(folder: str | Path) -> Path:
-    """Write GVE's embedding chat template (the one vLLM needs) into a folder, e.g. the repo root.
+    """Write GVE's embedding chat template into a folder, e.g. the repo root.
 
     Built checkpoints get it from `GVEProcessor.save_pretrained`, which saves the processor's named templates.
     """
     path = Path(folder) / EMBEDDING_CHAT_TEMPLATE_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(remote_class("processing_gve.GVEProcessor").embedding_chat_template)
+    path.write_text(embedding_chat_template())
     return path
 
 

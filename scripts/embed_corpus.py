@@ -1,12 +1,12 @@
 #!/usr/bin/env python
 """Embed a corpus with GVE on Ray Data, into resumable Parquet shards, and optionally a FAISS index.
 
-The command line of `gve_tools.embed_corpus`; `--help` lists its options.
+The command line of `gve_tools.corpus.cli`; `--help` lists its options.
 """
 
 import sys
 
-from gve_tools.embed_corpus import main
+from gve_tools.corpus.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

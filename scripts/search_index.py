@@ -1,12 +1,12 @@
 #!/usr/bin/env python
 """Search a FAISS index built by `embed_corpus.py --index` with a text, image, video or composed query.
 
-The command line of `gve_tools.search_index`; `--help` lists its options.
+The command line of `gve_tools.corpus.search_cli`; `--help` lists its options.
 """
 
 import sys
 
-from gve_tools.search_index import main
+from gve_tools.corpus.search_cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,12 +1,12 @@
 #!/usr/bin/env python
 """GVE's main job: index a folder of videos, answer text, image, video and composed queries with ranked results.
 
-The command line of `gve_tools.video_search`; `--help` lists its options.
+The command line of `gve_tools.video_search.cli`; `--help` lists its options.
 """
 
 import sys
 
-from gve_tools.video_search import main
+from gve_tools.video_search.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

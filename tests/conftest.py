@@ -16,9 +16,9 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from gve_tools.make_tiny_checkpoint import make_tiny_checkpoint  # noqa: E402
+from gve_tools.media import moving_square, write_image, write_video  # noqa: E402
 from gve_tools.repo import ROOT  # noqa: E402
-from gve_tools.synthetic_media import moving_square, write_image, write_video  # noqa: E402
+from gve_tools.tiny import make_tiny_checkpoint  # noqa: E402
 
 torch.manual_seed(0)
 

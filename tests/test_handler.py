@@ -2,14 +2,10 @@
 
 import base64
 import dataclasses
-import functools
-import http.server
 import os
 import re
 import tempfile
-import threading
 import time
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import torch
@@ -18,6 +14,7 @@ import torch.nn.functional as F
 import handler as handler_module
 from gve_tools.repo import ROOT
 from handler import TEMP_PREFIX, EndpointHandler, HandlerError, HandlerLimits
+from tests.media_server import serve
 
 INSTRUCTION = "Find the video that matches the query."
 
@@ -25,63 +22,11 @@ INSTRUCTION = "Find the video that matches the query."
 # ---------------------------------------------------------------------- fixtures
 
 
-class MediaServer(http.server.SimpleHTTPRequestHandler):
-    """Serves the media folder, plus a few misbehaving endpoints:
-
-    /slow (answers after 3 s), /trickle (a byte every 0.2 s for 3 s), /big?size=N[&declared=0] (N bytes,
-    with or without Content-Length), /redirect?to=URL (302 to URL).
-    """
-
-    def do_GET(self):  # noqa: N802 - the name http.server calls
-        url = urlsplit(self.path)
-        query = {key: values[0] for key, values in parse_qs(url.query).items()}
-        if url.path == "/slow":
-            time.sleep(3)
-            self._answer(b"late")
-        elif url.path == "/trickle":
-            self.send_response(200)
-            self.end_headers()
-            for _ in range(15):
-                self.wfile.write(b"x")
-                self.wfile.flush()
-                time.sleep(0.2)
-        elif url.path == "/big":
-            self._answer(b"\0" * int(query["size"]), declared=query.get("declared", "1") == "1")
-        elif url.path == "/redirect":
-            self.send_response(302)
-            self.send_header("Location", query["to"])
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-        else:
-            super().do_GET()
-
-    def _answer(self, body: bytes, declared: bool = True) -> None:
-        self.send_response(200)
-        if declared:
-            self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args) -> None:
-        pass
-
-
-class QuietServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request, client_address) -> None:
-        pass  # clients that gave up (timeouts, size caps) break the connection
-
-
 @pytest.fixture(scope="module")
 def media_server(media):
-    """A loopback HTTP server over the media folder, with the misbehaving endpoints of `MediaServer`."""
-    server = QuietServer(("127.0.0.1", 0), functools.partial(MediaServer, directory=str(media["image"].parent)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    """A server on 127.0.0.1 over the media folder, with the misbehaving endpoints of `tests.media_server`."""
+    with serve(media["image"].parent) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -5,22 +5,20 @@ connection to a non-loopback address, so that a test can assert where a download
 """
 
 import base64
-import functools
-import http.server
 import ipaddress
 import socket
 import sys
-import threading
 import time
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from gve_tools.synthetic_media import write_blank_video
+from gve_tools.media import write_blank_video
 from handler import EndpointHandler, HandlerError
+from tests.media_server import MediaServer, serve
 
 PUBLIC = "93.184.216.34"  # an address the guard refuses to connect to: nothing is ever sent there
 
@@ -69,54 +67,8 @@ def network(monkeypatch):
     return guard
 
 
-class AttackServer(http.server.SimpleHTTPRequestHandler):
-    """Serves the media folder and records every request path; /drip sends a byte every 0.5 s for 20 s,
-    /big?size=N sends N bytes (without Content-Length when declared=0), /redirect?to=URL redirects there and
-    /loop to itself."""
-
-    requests: list[str] = []
-
-    def do_GET(self):  # noqa: N802 - the name http.server calls
-        AttackServer.requests.append(self.path)
-        url = urlsplit(self.path)
-        query = {key: values[0] for key, values in parse_qs(url.query).items()}
-        if url.path == "/drip":
-            self.send_response(200)
-            self.end_headers()
-            for _ in range(40):
-                self.wfile.write(b"x")
-                self.wfile.flush()
-                time.sleep(0.5)
-        elif url.path in ("/redirect", "/loop"):
-            self.send_response(302)
-            self.send_header("Location", query.get("to", "/loop"))
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-        elif url.path == "/big":
-            size = int(query["size"])
-            self.send_response(200)
-            if query.get("declared", "1") == "1":
-                self.send_header("Content-Length", str(size))
-            self.end_headers()
-            for _ in range(size // (1 << 20)):
-                self.wfile.write(b"\0" * (1 << 20))
-            self.wfile.write(b"\0" * (size % (1 << 20)))
-        else:
-            super().do_GET()
-
-    def log_message(self, *args) -> None:
-        pass
-
-
-class QuietServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request, client_address) -> None:
-        pass  # clients that gave up break the connection
-
-
 @pytest.fixture(scope="module")
-def attacks(media, tmp_path_factory):
+def attacks(tmp_path_factory):
     """Media an attacker sends: tiny files that declare huge frames, or many frames between keyframes."""
     folder = tmp_path_factory.mktemp("attacks")
     files = {
@@ -128,28 +80,24 @@ def attacks(media, tmp_path_factory):
     for name, side in (("bomb", 12000), ("huge_bomb", 20000)):  # 144 and 400 million pixels, in 18 and 50 KB
         files[name] = folder / f"{name}.png"
         Image.new("1", (side, side)).save(files[name])
-    for name in ("image", "video"):
-        files[name] = media[name]
     return files
 
 
 @pytest.fixture(scope="module")
-def server(attacks):
-    folder = attacks["4k"].parent
+def server(media, tmp_path_factory):
+    """The attack server on 127.0.0.1 (`tests.media_server`), over a folder with the test image and video."""
+    folder = tmp_path_factory.mktemp("served")
     for name in ("image", "video"):
-        (folder / attacks[name].name).write_bytes(attacks[name].read_bytes())
-    server = QuietServer(("127.0.0.1", 0), functools.partial(AttackServer, directory=str(folder)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+        (folder / media[name].name).write_bytes(media[name].read_bytes())
+    with serve(folder) as url:
+        yield url
 
 
 @pytest.fixture
 def served(server):
     """The paths the server was asked for during one test."""
-    AttackServer.requests.clear()
-    return AttackServer.requests
+    MediaServer.requests.clear()
+    return MediaServer.requests
 
 
 @pytest.fixture(scope="module")
@@ -295,8 +243,10 @@ def test_library_downloads_have_caps_and_a_deadline(model, server, served, monke
     assert time.monotonic() - started < 5  # stopped at the cap, not after 300 MB
     monkeypatch.setenv("GVE_DOWNLOAD_TIMEOUT", "1")
     started = time.monotonic()
-    with pytest.raises(ValueError, match=r"^inputs\[1\]: could not download '.*/drip': timed out after 1 s$"):
-        model.encode(["text", {"video": f"{server}/drip"}])
+    with pytest.raises(
+        ValueError, match=r"^inputs\[1\]: could not download '.*/trickle\?every=0\.5&count=40': timed out after 1 s$"
+    ):
+        model.encode(["text", {"video": f"{server}/trickle?every=0.5&count=40"}])
     assert time.monotonic() - started < 3  # a byte every 0.5 s does not hold it past the deadline
     monkeypatch.setenv("GVE_ALLOW_PRIVATE_HOSTS", "false")
     with pytest.raises(ValueError, match="is an internal address"):
@@ -308,8 +258,12 @@ def test_frame_lists_of_urls_go_through_the_fetcher(model, media, server, served
     frames = [f"{server}/square.png"] * 3
     local = [str(media["image"])] * 3
     assert F.cosine_similarity(model.encode([frames]), model.encode([local])).item() > 0.9999
-    with pytest.raises(ValueError, match=r"^inputs\[0\]: video frame 1: could not download '.*/drip': timed out"):
-        model.encode([[f"{server}/square.png", f"{server}/drip"]], limits={"download_timeout": 1})
+    with pytest.raises(
+        ValueError,
+        match=r"^inputs\[0\]: video frame 1: could not download '.*/trickle\?every=0\.5&count=40': "
+        r"timed out after 1 s$",
+    ):
+        model.encode([[f"{server}/square.png", f"{server}/trickle?every=0.5&count=40"]], limits={"download_timeout": 1})
     with pytest.raises(ValueError, match=r"download exceeds 100 bytes"):
         model.encode([[f"{server}/square.png"] * 2], limits={"max_image_bytes": 100})
     with pytest.raises(ValueError, match="is an internal address"):
@@ -318,7 +272,7 @@ def test_frame_lists_of_urls_go_through_the_fetcher(model, media, server, served
 
 def test_the_corpus_reader_uses_the_same_limits(tiny_path, server, monkeypatch):
     """embed_corpus decodes rows with the processor's load, so the environment's limits hold there too."""
-    from gve_tools import embed_corpus
+    from gve_tools import corpus as embed_corpus
 
     monkeypatch.setenv("GVE_MAX_IMAGE_BYTES", "100")
     import pyarrow as pa
@@ -338,6 +292,7 @@ def test_the_corpus_reader_uses_the_same_limits(tiny_path, server, monkeypatch):
 # ---------------------------------------------------------------------- how much may be decoded
 
 
+@pytest.mark.slow  # writes 4K and 8K videos
 def test_a_4k_video_asking_for_64_frames_is_refused_before_decoding(guarded, tiny_path, attacks, monkeypatch):
     """28-46 KB, 3840x2160, 64 frames, fps=8 and max_frames=64 (within the handler's limits): 9.7 GB before."""
     decoded = spy_on_decoding(guarded, monkeypatch)
@@ -351,6 +306,7 @@ def test_a_4k_video_asking_for_64_frames_is_refused_before_decoding(guarded, tin
     assert decoded == []
 
 
+@pytest.mark.slow  # writes 4K and 8K videos
 def test_an_8k_video_is_refused_from_its_header(guarded, attacks, monkeypatch):
     """99 KB, 7680x4320, 16 frames, default parameters: 9.5 GB and 36 s before."""
     decoded = spy_on_decoding(guarded, monkeypatch)
@@ -362,6 +318,7 @@ def test_an_8k_video_is_refused_from_its_header(guarded, attacks, monkeypatch):
     assert decoded == []
 
 
+@pytest.mark.slow  # writes 4K and 8K videos
 def test_decoding_work_counts_the_frames_between_keyframes(model, attacks):
     """Eight frames sampled from 200: with one keyframe the decoder goes through all of them, with one every 10
     frames through about a tenth; the budget counts that work, not only the frames kept."""
@@ -395,6 +352,7 @@ def test_the_decoder_model_matches_decord(model):
     assert _decoded_frames([60, 30], [0]) == 61 + 31  # going back starts again from the keyframe
 
 
+@pytest.mark.slow  # writes 4K and 8K videos
 def test_a_call_shares_one_decoding_budget(model, attacks):
     video = {"video": str(attacks["short_gop"]), "fps": 25.0}
     pixels = (44 + 8 * (processing_of(model).SAMPLED_FRAME_COST - 1)) * 320 * 240
@@ -403,6 +361,7 @@ def test_a_call_shares_one_decoding_budget(model, attacks):
         model.encode([video, video], limits={"max_call_decode_pixels": pixels + 1}, num_workers=1)
 
 
+@pytest.mark.slow  # writes 4K and 8K videos
 def test_an_image_bomb_is_refused_from_its_header(guarded, model, attacks, monkeypatch):
     """PNGs of a few KB that declare 144 and 400 million pixels: refused before decoding, in the handler and the
     library (Pillow itself refuses to open the larger one)."""
@@ -464,6 +423,7 @@ def test_controls_out_of_range_are_refused_before_reading(model, media, control,
     assert time.monotonic() - started < 5
 
 
+@pytest.mark.slow  # writes 4K and 8K videos
 def test_frames_sized_to_nothing_are_refused_before_decoding(model, attacks):
     """qwen-vl-utils sizes a 16:9 frame to 0 pixels high under a small max_pixels (fetch_video then fails)."""
     with pytest.raises(ValueError) as caught:

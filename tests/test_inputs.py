@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from gve_tools.synthetic_media import moving_square
+from gve_tools.media import moving_square
 
 
 def input_error(processor, inputs, **kwargs) -> ValueError:
@@ -119,7 +119,7 @@ def test_video_sampling_rate_sets_time_positions(processor, media):
 @pytest.fixture(scope="module")
 def web_video(tmp_path_factory):
     """A 24 fps, 320x240 clip of 6 s: reading a few frames of it means seeking, as with real videos."""
-    from gve_tools.synthetic_media import write_video
+    from gve_tools.media import write_video
 
     path = tmp_path_factory.mktemp("web") / "web.mp4"
     return write_video(path, moving_square(144, 320, 240, colour="green", direction="up"), fps=24)
@@ -165,7 +165,7 @@ def test_every_kind_of_video_gives_the_frames_asked_for(processor, tmp_path, nam
     pictures otherwise (read_video's docstring)."""
     from qwen_vl_utils import fetch_video
 
-    from gve_tools.synthetic_media import write_video
+    from gve_tools.media import write_video
 
     height, width = arguments.pop("size", (240, 320))
     generator = np.random.default_rng(0)

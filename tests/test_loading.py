@@ -140,6 +140,7 @@ HUB_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_hub_repo_id_loads_offline_from_a_populated_cache(hub_cache, model, tmp_path):
     """The real Hub code path, with a Hub cache filled locally and HF_HUB_OFFLINE=1.
 

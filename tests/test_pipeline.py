@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from gve_tools.synthetic_media import moving_square
+from gve_tools.media import moving_square
 
 
 @pytest.fixture(scope="module")
@@ -138,6 +138,7 @@ def test_bad_arguments(model, corpus):
         model.encode(corpus, max_frame=4)
 
 
+@pytest.mark.slow
 def test_benchmark_runs_and_prints_its_figures(tmp_path):
     """A smoke run on a very small corpus: every path runs and the report carries every figure."""
     import subprocess

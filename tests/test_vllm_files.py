@@ -13,8 +13,8 @@ import torch
 from PIL import Image
 from transformers import AutoProcessor
 
-from gve_tools.check_vllm_parity import parity_inputs
 from gve_tools.repo import EMBEDDING_CHAT_TEMPLATE_FILE, ROOT
+from gve_tools.vllm_parity import parity_inputs
 
 TEMPLATE = (ROOT / EMBEDDING_CHAT_TEMPLATE_FILE).read_text()
 
@@ -93,6 +93,7 @@ def test_offline_requests_carry_exactly_gve_inputs(processor, tiny_path, tmp_pat
             torch.testing.assert_close(inputs[key], expected[key], msg=f"{name}: {key}")
 
 
+@pytest.mark.slow
 def test_parity_script_explains_itself_and_refuses_without_a_gpu():
     script = str(ROOT / "scripts" / "check_vllm_parity.py")
     help_text = subprocess.run([sys.executable, script, "--help"], capture_output=True, text=True)

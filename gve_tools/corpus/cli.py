@@ -1,0 +1,100 @@
+"""The `embed_corpus` command (`scripts/embed_corpus.py`, `gve-embed-corpus`): its arguments, then one call of
+`embed_corpus` (and `build_index` with `--index`) on the running Ray, a Ray cluster, or a local Ray it starts.
+
+    python scripts/embed_corpus.py manifest.jsonl --checkpoint Alibaba-NLP/GVE-3B --out corpus-emb --index
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+from gve_tools.corpus.cluster import PlanError, ensure_ray
+from gve_tools.corpus.index import build_index
+from gve_tools.corpus.manifest import ManifestError
+from gve_tools.corpus.pipeline import embed_corpus
+from gve_tools.corpus.settings import DEFAULT_SHARD_SIZE
+from gve_tools.corpus.shards import OutputMismatch
+from gve_tools.corpus.stages import ItemError
+from gve_tools.models import DTYPES
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Embed a manifest of texts, images and videos with GVE on Ray Data (local mode, or a cluster "
+        "with --address) into resumable Parquet shards; optionally build a FAISS index for scripts/search_index.py.",
+        epilog="The manifest format, the output folder and the resume rules are in the module docstring "
+        "(python -c 'import gve_tools.corpus as m; help(m)').",
+    )
+    parser.add_argument("manifest", type=Path, help="JSONL or Parquet manifest: id, and any of text, image, video")
+    parser.add_argument("--checkpoint", required=True, help="GVE checkpoint: local folder or Hub repo id")
+    parser.add_argument("--revision", help="Hub revision (branch, tag or commit); the commit is recorded")
+    parser.add_argument("--out", required=True, type=Path, help="output folder (created; re-run into it to resume)")
+    parser.add_argument("--address", help="Ray cluster to attach to (e.g. auto, ray://host:10001); default: local Ray")
+    parser.add_argument("--num-cpus", type=int, help="CPUs of the local Ray (default: all); ignored with --address")
+    parser.add_argument("--concurrency", type=int, default=1, help="model actors (default 1)")
+    parser.add_argument(
+        "--num-gpus", type=float, default=0.0, help="GPUs per model actor, e.g. 1, or 0.5 for two a GPU"
+    )
+    parser.add_argument("--actor-cpus", type=float, default=1.0, help="CPUs reserved per model actor (default 1)")
+    parser.add_argument("--device", default="cpu", help="device of the model in each actor: cpu or cuda (default cpu)")
+    parser.add_argument("--dtype", default="float32", choices=DTYPES, help="model dtype (bfloat16 on GPUs)")
+    parser.add_argument("--float16", action="store_true", help="store embeddings as float16 (default float32)")
+    parser.add_argument("--batch-size", type=int, default=16, help="most items per forward pass (default 16)")
+    parser.add_argument(
+        "--max-batch-tokens", type=int, default=16384, help="most tokens per forward pass, padding included"
+    )
+    parser.add_argument(
+        "--preprocess",
+        default="tasks",
+        choices=("tasks", "actor"),
+        help="where items are decoded: Ray CPU tasks (default) or encode's threads inside each model actor",
+    )
+    parser.add_argument("--num-workers", type=int, help="decoding threads per actor with --preprocess actor")
+    parser.add_argument("--instruction", help="system instruction for every row (default: the checkpoint's)")
+    parser.add_argument("--on-error", default="raise", choices=("raise", "skip"), help="bad items: stop, or list them")
+    parser.add_argument("--shard-size", type=int, default=DEFAULT_SHARD_SIZE, help="manifest rows per output shard")
+    parser.add_argument("--max-shards", type=int, help="stop after this many new shards (re-run to continue)")
+    parser.add_argument("--index", action="store_true", help="build a FAISS index over all shards at the end")
+    parser.add_argument("--index-kind", default="auto", choices=("auto", "flat", "ivf"), help="exact or IVF (auto)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+
+    started_ray = ensure_ray(args.address, args.num_cpus)
+    try:
+        summary = embed_corpus(
+            args.manifest,
+            args.out,
+            args.checkpoint,
+            revision=args.revision,
+            device=args.device,
+            dtype=args.dtype,
+            float16=args.float16,
+            instruction=args.instruction,
+            on_error=args.on_error,
+            concurrency=args.concurrency,
+            num_gpus=args.num_gpus,
+            actor_cpus=args.actor_cpus,
+            batch_size=args.batch_size,
+            max_batch_tokens=args.max_batch_tokens,
+            num_workers=args.num_workers,
+            preprocess_mode=args.preprocess,
+            shard_size=args.shard_size,
+            max_shards=args.max_shards,
+            show_progress_bar=not args.no_progress,
+        )
+        if args.index and not summary.shards_left:
+            summary.index = build_index(args.out, kind=args.index_kind)
+    except (ManifestError, OutputMismatch, PlanError, ItemError) as error:  # DamagedShard is an OutputMismatch
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    finally:
+        if started_ray:
+            import ray
+
+            ray.shutdown()
+    print(summary.report())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""Evaluate a GVE checkpoint on a folder of retrieval datasets, UVRB-style: metrics per dataset and per ability.
+
+A benchmark is a folder of datasets, one subfolder each (any folder with a `dataset.json`; an optional
+`benchmark.json` at the top names the benchmark: {"name", "full_name", "dataset", "source_url"}, all optional).
+A dataset folder holds:
+
+- `dataset.json`: {"name": "TXT-synthetic", "abilities": ["TXT", "CG"], "ranking": "global" | "local",
+  "metric": "R@1", "query_instruction": str | null, "document_instruction": str | null, "description": str}.
+  `name`, `abilities` and `ranking` are required. `metric` is the dataset's main metric (default R@1), one of
+  R@1, R@5, R@10, nDCG@5, nDCG@10, MRR. A null or absent `query_instruction` means GVE's QUERY_INSTRUCTION
+  ("Find the video that matches the query."); a null or absent `document_instruction` means the checkpoint's
+  default instruction (config `default_instruction`).
+- `queries.jsonl` and `corpus.jsonl`: one item a line, {"id": str, "text": str, "image": path, "video": path,
+  "instruction": str, "meta": any}. `id` and at least one of text/image/video are required; the item's modality
+  is the set of those present (text, image, video, text+image, text+video, ...). `instruction` overrides the
+  dataset's instruction for this item; `meta` is ignored. Media paths are relative to the dataset folder
+  (absolute paths are allowed). Ids are unique within their file. Blank lines are skipped.
+- `qrels.jsonl`: {"query_id": str, "doc_id": str, "relevance": int >= 0}. Relevance is graded: every value >= 1
+  is relevant (R@k, MRR) and is its gain in nDCG; 0, or no line for the pair, is not relevant. Each query needs
+  at least one relevant document; a pair appears once.
+- `candidates.jsonl`, only with "ranking": "local": {"query_id": str, "doc_ids": [str, ...]}, one line per
+  query. The query is ranked against its own candidates only (MMEB-style), which must include its relevant
+  documents. With "global" ranking every query is ranked against the whole corpus.
+
+Everything is checked before the model loads; an error names the file, the line and the field.
+
+Metrics (numpy, per query, then averaged over the dataset's queries): R@1, R@5, R@10 with UVRB's convention,
+hit@k (1 when any relevant document is in the top k); nDCG@5 and nDCG@10 with trec_eval's convention (linear
+gains = relevance grades, discount 1/log2(rank + 1), ideal ranking from the query's qrels); MRR (1/rank of the
+first relevant document). MMEB-V2's headline metrics are hit@1 (= R@1) and nDCG@5. A score is the dot product
+of the L2-normalised embeddings. Ties are broken pessimistically and deterministically: among equal scores,
+non-relevant documents rank before relevant ones, then lower grades before higher ones, then file order
+(corpus.jsonl, or the candidate list) - so a model that gives everything one score gets no credit.
+
+Per ability: the mean of the main metric over the datasets tagged with it. AVG: the mean over datasets of their
+main metric (UVRB's overall average). Chance is the exact expected value of each metric under a uniformly random
+ranking of the query's candidates (hit@k: 1 - C(n-r, k)/C(n, k) for n candidates of which r are relevant; MRR:
+sum over i of P(first relevant at rank i)/i; nDCG@k: the mean gain times the first k discounts, over the ideal
+DCG), averaged like the scores.
+
+Embeddings are cached under --cache-dir, one .npy a distinct input, in a folder per checkpoint and settings.
+The checkpoint key is the Hub commit for a model in the Hub cache, else a hash of the names, sizes and
+modification times of the folder's files (README/*.md aside) - weights, config and remote code: content hashes
+of multi-GB weights would cost more than many evaluations. The settings key holds dtype, device type and the
+config's embedding settings (max_length, video and image controls, pooling token). An input's key holds its
+fields, its effective instruction and, for each media file, its resolved path, size and modification time.
+A re-run embeds only what changed. The results file (--output) is what `scripts/make_model_card.py --results`
+reads; the per-dataset metrics and chance levels go beside it, in `<output stem>.details.json`.
+
+    python scripts/evaluate.py BENCHMARK_DIR                              # the bundled tiny model, on the CPU
+    python scripts/evaluate.py BENCHMARK_DIR --datasets TXT-synthetic --output build/eval/tiny.json
+    python scripts/evaluate.py BENCHMARK_DIR --model Alibaba-NLP/GVE-3B --device cuda --dtype bfloat16
+"""
+
+import argparse
+from pathlib import Path
+
+from gve_tools.errors import GVEToolsError
+from gve_tools.evaluation.cache import DEFAULT_CACHE_DIR
+from gve_tools.evaluation.runner import DEFAULT_OUTPUT, evaluate
+from gve_tools.models import DTYPES
+from gve_tools.repo import BUNDLED_MODEL, ROOT
+from gve_tools.text import docstring_parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = docstring_parser(__doc__, "evaluate.py", "exit status: 0 done; 2 bad arguments, benchmark or inputs.")
+    parser.add_argument("benchmark", type=Path, metavar="BENCHMARK_DIR", help="folder of dataset folders (see above)")
+    parser.add_argument(
+        "--model",
+        default=None,
+        metavar="PATH_OR_HUB_ID",
+        help=f"checkpoint folder or Hub id (default: the bundled tiny model, {BUNDLED_MODEL.relative_to(ROOT)})",
+    )
+    parser.add_argument("--revision", default=None, help="Hub branch, tag or commit of --model (default: main)")
+    parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available, else cpu)")
+    parser.add_argument(
+        "--dtype", choices=DTYPES, default=None, help="weights' dtype (default: bfloat16 on cuda, float32 on cpu)"
+    )
+    parser.add_argument("--batch-size", type=int, default=16, help="most inputs per forward pass (default: 16)")
+    parser.add_argument(
+        "--datasets", nargs="+", default=None, metavar="NAME", help="evaluate only these datasets (name or folder)"
+    )
+    parser.add_argument(
+        "--cache-dir", type=Path, default=DEFAULT_CACHE_DIR, help=f"embedding cache (default: {DEFAULT_CACHE_DIR})"
+    )
+    parser.add_argument("--no-cache", action="store_true", help="neither read nor write the embedding cache")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=DEFAULT_OUTPUT,
+        metavar="JSON",
+        help=f"results file for make_model_card.py --results, details beside it (default: {DEFAULT_OUTPUT})",
+    )
+    parser.add_argument(
+        "--model-name",
+        default=None,
+        help="the model's name in the results (default: the last part of --model); "
+        "make_model_card.py --model-id owner/NAME picks this row",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.batch_size < 1:
+        parser.error("--batch-size must be at least 1")
+    try:
+        evaluate(
+            args.benchmark,
+            args.model,
+            revision=args.revision,
+            device=args.device,
+            dtype=args.dtype,
+            batch_size=args.batch_size,
+            datasets=args.datasets,
+            cache_dir=None if args.no_cache else args.cache_dir,
+            output=args.output,
+            model_name=args.model_name,
+        )
+    except GVEToolsError as error:  # a bad benchmark or input (EvaluationError), a model that cannot load, ...
+        parser.error(str(error))
+    return 0

@@ -1,0 +1,158 @@
+"""gve_tools.evaluation.metrics: rank metrics against pytrec_eval, dataset scoring, chance levels."""
+
+import itertools
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import pytrec_eval
+
+from gve_tools.evaluation.format import METRICS, Dataset, Item
+from gve_tools.evaluation.metrics import chance_metrics, rank_metrics, score_dataset
+
+PYTREC = {
+    "R@1": "success_1",
+    "R@5": "success_5",
+    "R@10": "success_10",
+    "nDCG@5": "ndcg_cut_5",
+    "nDCG@10": "ndcg_cut_10",
+    "MRR": "recip_rank",
+}
+
+
+def pytrec_metrics(scores, relevance, valid=None) -> dict[str, np.ndarray]:
+    """The per-query metrics of score matrices, by pytrec_eval (trec_eval)."""
+    valid = np.ones(scores.shape, dtype=bool) if valid is None else valid
+    qrels, run = {}, {}
+    for q in range(scores.shape[0]):
+        docs = np.flatnonzero(valid[q])
+        qrels[f"q{q}"] = {f"d{d}": int(relevance[q, d]) for d in docs if relevance[q, d] > 0}
+        run[f"q{q}"] = {f"d{d}": float(scores[q, d]) for d in docs}
+    measured = pytrec_eval.RelevanceEvaluator(qrels, set(PYTREC.values())).evaluate(run)
+    return {name: np.array([measured[f"q{q}"][m] for q in range(scores.shape[0])]) for name, m in PYTREC.items()}
+
+
+def random_case(rng, queries: int, docs: int, local: bool):
+    scores = rng.standard_normal((queries, docs))
+    relevance = rng.choice([0, 0, 0, 0, 0, 1, 2, 3], size=(queries, docs))
+    relevance[np.arange(queries), rng.integers(0, docs, queries)] = rng.integers(1, 4, queries)  # >= 1 relevant
+    valid = None
+    if local:
+        valid = np.zeros((queries, docs), dtype=bool)
+        for q in range(queries):
+            valid[q, : rng.integers(1, docs + 1)] = True
+            valid[q] |= relevance[q] > 0  # candidates include the relevant documents
+            relevance[q, ~valid[q]] = 0
+    return scores, relevance, valid
+
+
+@pytest.mark.parametrize("local", [False, True], ids=["global", "local"])
+@pytest.mark.parametrize("seed", range(3))
+def test_metrics_match_pytrec_eval(seed, local):
+    rng = np.random.default_rng(seed)
+    scores, relevance, valid = random_case(rng, queries=40, docs=25 if local else 30, local=local)
+    ours = rank_metrics(scores, relevance, valid)
+    theirs = pytrec_metrics(scores, relevance, valid)
+    assert list(ours) == list(METRICS)
+    for name in METRICS:
+        np.testing.assert_allclose(ours[name], theirs[name], atol=1e-9, err_msg=name)
+
+
+def test_metrics_with_fewer_candidates_than_the_cutoff():
+    scores = np.array([[0.3, 0.9, 0.1]])
+    relevance = np.array([[2, 0, 1]])
+    ours = rank_metrics(scores, relevance)
+    theirs = pytrec_metrics(scores, relevance)
+    for name in METRICS:
+        np.testing.assert_allclose(ours[name], theirs[name], atol=1e-12, err_msg=name)
+    assert ours["R@1"][0] == 0 and ours["R@5"][0] == 1 and ours["MRR"][0] == 0.5
+
+
+def test_ties_are_broken_against_the_relevant_documents():
+    scores = np.zeros((2, 4))
+    relevance = np.array([[1, 0, 0, 0], [0, 2, 0, 1]])
+    out = rank_metrics(scores, relevance)
+    assert out["R@1"].tolist() == [0.0, 0.0]
+    np.testing.assert_allclose(out["MRR"], [1 / 4, 1 / 3])  # the grade-1 document ranks before the grade-2 one
+    # equal relevance: file order decides, and ranking twice gives the same answer
+    out = rank_metrics(np.array([[0.5, 0.5, 0.5]]), np.array([[1, 1, 0]]))
+    assert out["MRR"].tolist() == [0.5]
+
+
+def test_score_dataset_matches_pytrec_eval_on_global_and_local_ranking():
+    rng = np.random.default_rng(7)
+    corpus = [Item(f"d{i}", {"text": f"doc {i}"}, None, f"corpus.jsonl:{i + 1}") for i in range(12)]
+    queries = [Item(f"q{i}", {"text": f"query {i}"}, None, f"queries.jsonl:{i + 1}") for i in range(9)]
+    qrels = {}
+    candidates = {}
+    for q in queries:
+        ids = list(rng.choice(12, size=rng.integers(2, 12), replace=False))
+        candidates[q.id] = [f"d{i}" for i in ids]
+        relevant = ids[: rng.integers(1, 3)]
+        qrels[q.id] = {f"d{i}": int(rng.integers(1, 4)) for i in relevant}
+    doc_vectors = rng.standard_normal((12, 8)).astype(np.float32)
+    query_vectors = rng.standard_normal((9, 8)).astype(np.float32)
+    docs = {f"d{i}": doc_vectors[i] for i in range(12)}
+    for ranking in ("global", "local"):
+        dataset = Dataset(
+            folder=Path("."),
+            name=ranking,
+            abilities=["X"],
+            ranking=ranking,
+            metric="nDCG@5",
+            query_instruction=None,
+            document_instruction=None,
+            queries=queries,
+            corpus=corpus,
+            qrels=qrels,
+            candidates=candidates if ranking == "local" else None,
+        )
+        result = score_dataset(dataset, query_vectors, docs, chunk_cells=40)  # several chunks
+        full = (query_vectors @ doc_vectors.T).astype(np.float64)
+        valid = np.ones_like(full, dtype=bool)
+        if ranking == "local":
+            valid[:] = False
+            for q, ids in enumerate(candidates.values()):
+                valid[q, [int(d[1:]) for d in ids]] = True
+        relevance = np.zeros(full.shape, dtype=int)
+        for q, judged in enumerate(qrels.values()):
+            for d, grade in judged.items():
+                relevance[q, int(d[1:])] = grade
+        # our scores are float32 dot products: give pytrec_eval the same values
+        theirs = pytrec_metrics(full.astype(np.float32).astype(np.float64), relevance, valid)
+        for name in METRICS:
+            assert result.scores[name] == pytest.approx(theirs[name].mean(), abs=1e-6), (ranking, name)
+        expected_chance = np.mean(
+            [chance_metrics(list(qrels[q.id].values()), int(valid[i].sum()))["nDCG@5"] for i, q in enumerate(queries)]
+        )
+        assert result.chance["nDCG@5"] == pytest.approx(expected_chance)
+        assert result.documents == (12 if ranking == "global" else round(valid.sum() / 9))
+
+
+@pytest.mark.parametrize("grades", [[1], [2, 1, 1], [3, 1], [1, 1, 1, 1, 1, 1, 1]])
+def test_chance_is_the_mean_over_every_ranking(grades):
+    """Brute force: every order of 7 candidates, each scored by rank_metrics, averaged."""
+    n = 7
+    relevance = np.array(grades + [0] * (n - len(grades)))
+    orders = np.array(list(itertools.permutations(range(n))), dtype=np.float64)  # scores = -position
+    out = rank_metrics(-orders, np.broadcast_to(relevance, orders.shape))
+    chance = chance_metrics(grades, n)
+    for name in METRICS:
+        assert chance[name] == pytest.approx(out[name].mean(), abs=1e-12), name
+
+
+def test_chance_closed_forms_on_a_large_case():
+    n, r = 500, 3
+    chance = chance_metrics([1] * r, n)
+    for name, k in (("R@1", 1), ("R@5", 5), ("R@10", 10)):
+        assert chance[name] == pytest.approx(1 - math.comb(n - r, k) / math.comb(n, k))
+    expected_mrr = sum(math.comb(n - i, r - 1) / math.comb(n, r) / i for i in range(1, n - r + 2))
+    assert chance["MRR"] == pytest.approx(expected_mrr)
+    # Monte Carlo on the same case agrees with the exact values
+    rng = np.random.default_rng(0)
+    relevance = np.zeros(n, dtype=int)
+    relevance[:r] = 1
+    out = rank_metrics(rng.random((4000, n)), np.broadcast_to(relevance, (4000, n)))
+    for name in METRICS:
+        assert out[name].mean() == pytest.approx(chance[name], abs=0.01), name

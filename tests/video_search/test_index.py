@@ -1,0 +1,118 @@
+"""gve_tools.video_search.index: the videos of a folder, and the on-disk cache of their embeddings."""
+
+import os
+import shutil
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from gve_tools import video_search as vs
+from gve_tools.media import moving_square, write_video
+from gve_tools.video_search import job
+
+
+def test_lists_videos_recursively_sorted_without_hidden_ones(clips):
+    found = [path.relative_to(clips / "videos").as_posix() for path in vs.list_videos(clips / "videos")]
+    assert found == ["green_down.mp4", "more/blue_left.MP4", "red_right.mp4"]
+
+
+@pytest.mark.slow
+def test_the_cache_spares_embedding_the_videos_again(tiny_path, model, clips, tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "videos"
+    shutil.copytree(clips / "videos", folder)
+    calls = []
+    encode_stream = model.encode_stream
+
+    def counting(inputs, instruction=None, **kwargs):
+        if instruction is None:  # documents: the videos
+            calls.append([os.path.basename(item) for item in inputs])
+        return encode_stream(inputs, instruction, **kwargs)
+
+    monkeypatch.setattr(model, "encode_stream", counting)
+    monkeypatch.setattr(job, "load_model", lambda *args, **kwargs: model)
+    run = ["--model", str(tiny_path), "--videos", str(folder), "--output", str(tmp_path / "out"), "--text", "a square"]
+
+    assert vs.main(run) == 0
+    assert calls == [["green_down.mp4", "blue_left.MP4", "red_right.mp4"]]
+    first = capsys.readouterr().out
+    assert "indexing 3 videos: 0 from the cache, 3 to embed" in first
+    assert len(list((tmp_path / "out" / "cache").glob("videos-*.pt"))) == 1
+
+    assert vs.main(run) == 0
+    assert len(calls) == 1  # nothing embedded
+    second = capsys.readouterr().out
+    assert "indexing 3 videos: 3 from the cache, 0 to embed" in second
+    table = lambda text: text.split("\n\n", 1)[1].split("results page")[0]  # noqa: E731
+    assert table(first) == table(second)
+
+    # a changed file and a new one are embedded, the others still come from the cache
+    write_video(folder / "green_down.mp4", moving_square(12, colour="yellow", direction="down"))
+    os.utime(folder / "green_down.mp4", ns=(1, 1))
+    write_video(folder / "new.mp4", moving_square(8, colour="white", direction="left"))
+    assert vs.main(run) == 0
+    assert calls[1:] == [["green_down.mp4", "new.mp4"]]
+    assert "indexing 4 videos: 2 from the cache, 2 to embed" in capsys.readouterr().out
+
+    # another model (its folder's files changed) has its own cache
+    monkeypatch.setattr(job, "cache_identity", lambda *args: {"model": "other"})
+    assert vs.main(run) == 0
+    assert len(calls[2]) == 4
+
+
+@pytest.mark.slow
+def test_an_edit_of_the_checkpoints_remote_code_invalidates_the_cache(tiny_path, clips, tmp_path, capsys):
+    """The cache is keyed by every file of the checkpoint folder: an edited processing_gve.py re-embeds everything."""
+    checkpoint = shutil.copytree(tiny_path, tmp_path / "gve-tiny-copy")
+    search = dict(
+        model=str(checkpoint), videos=clips / "videos", queries=[vs.Query("q", text="red")], output=tmp_path / "out"
+    )
+
+    assert vs.video_search(**search).embedded == 3
+    assert "indexing 3 videos: 0 from the cache, 3 to embed" in capsys.readouterr().out
+    unchanged = vs.video_search(**search)  # the same folder: every embedding from the cache
+    assert unchanged.embedded == 0
+    assert "indexing 3 videos: 3 from the cache, 0 to embed" in capsys.readouterr().out
+
+    with open(checkpoint / "processing_gve.py", "a") as code:  # the weights and configs stay as they were
+        code.write("\n# an edit of the remote code\n")
+    edited = vs.video_search(**search)
+    assert edited.embedded == 3
+    assert "indexing 3 videos: 0 from the cache, 3 to embed" in capsys.readouterr().out
+    assert len(list((tmp_path / "out" / "cache").glob("videos-*.pt"))) == 2
+    assert [hit.video for hit in edited.results[0].hits] == [hit.video for hit in unchanged.results[0].hits]
+
+
+def test_the_cache_key_is_the_checkpoints_contents_and_settings(tiny_path, tmp_path):
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(tiny_path, trust_remote_code=True)
+    model = SimpleNamespace(config=config, dtype=torch.float32, device=torch.device("cpu"))  # what the key reads
+    copy = shutil.copytree(tiny_path, tmp_path / "copy")
+    identity = vs.cache_identity(model, str(copy), None)
+    assert identity["checkpoint"]["folder"] == str(copy.resolve())
+    assert identity["settings"]["dtype"] == "float32" and identity["settings"]["device"] == "cpu"
+    assert vs.cache_identity(model, str(tiny_path), None)["content"] == identity["content"]  # where it is: no part
+    (copy / "README.md").write_text("a model card does not change an embedding\n")
+    assert vs.cache_identity(model, str(copy), None)["content"] == identity["content"]
+    for name in ("processing_gve.py", "tokenizer_config.json", "chat_template.jinja"):
+        changed = shutil.copytree(tiny_path, tmp_path / f"changed-{name}")
+        with open(changed / name, "a") as file:
+            file.write("\n")
+        assert vs.cache_identity(model, str(changed), None)["content"] != identity["content"], name
+
+
+@pytest.mark.slow
+def test_unreadable_videos_are_skipped_and_reported(tiny_path, model, clips, tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    shutil.copy(clips / "videos" / "red_right.mp4", folder)
+    (folder / "broken.mp4").write_text("this is not a video\n" * 10)
+    monkeypatch.setattr(job, "load_model", lambda *args, **kwargs: model)
+    report = vs.video_search(model=str(tiny_path), videos=folder, queries=[vs.Query("q", text="red")], output=tmp_path)
+    assert [path.name for path in report.videos] == ["red_right.mp4"]
+    assert list(report.skipped) == ["broken.mp4"]
+    err = capsys.readouterr().err
+    assert "skipped broken.mp4: " in err
+    assert "inputs[" not in err and "inputs[" not in report.skipped["broken.mp4"]  # the reason, not encode's label
+    assert [hit.video for hit in report.results[0].hits] == ["red_right.mp4"]
