@@ -1342,7 +1342,7 @@ def _download(target: _Target, kind: str, destination: str, cap: int, limits: Me
         declared = response.getheader("content-length", "").strip()
         if declared.isdigit() and int(declared) > cap:
             raise MediaError(f"download exceeds {cap} bytes ({declared} bytes declared)")
-        suffix = os.path.splitext(urlsplit(target.url).path)[1].lower()
+        suffix = os.path.splitext(target.path.split("?", 1)[0])[1].lower()
         if suffix not in (VIDEO_EXTENSIONS if kind == "video" else IMAGE_EXTENSIONS):
             mime = (response.getheader("content-type") or "").split(";")[0].strip().lower()
             suffix = MIME_SUFFIXES.get(mime, DEFAULT_SUFFIXES[kind])
@@ -1454,8 +1454,10 @@ def _resolver() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(4, "gve-resolve")
 
 
+@functools.cache
 def _tls_context() -> ssl.SSLContext:
-    """Certificate checks against certifi's roots when installed (as requests does), else the system's."""
+    """Certificate checks against certifi's roots when installed (as requests does), else the system's; made once
+    (loading the roots takes milliseconds) and shared, as an SSLContext may be."""
     try:
         return ssl.create_default_context(cafile=importlib.import_module("certifi").where())
     except ImportError:
