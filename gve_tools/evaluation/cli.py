@@ -38,6 +38,12 @@ ranking of the query's candidates (hit@k: 1 - C(n-r, k)/C(n, k) for n candidates
 sum over i of P(first relevant at rank i)/i; nDCG@k: the mean gain times the first k discounts, over the ideal
 DCG), averaged like the scores.
 
+--vectors, --rescore and --truncate-dim score as a compact corpus index would (`gve_tools.vectors`, the code
+`embed_corpus.py --index` uses): int8 trains FAISS's scalar quantizer on each dataset's ranked documents and scores
+float queries against the decoded codes; binary scores 1 - 2*hamming/D, which ties often (and ties count against
+the relevant documents, as above); --rescore N ranks the top N again by the float vectors. They change no
+embedding, so the cache serves them all.
+
 Embeddings are cached under --cache-dir, one .npy a distinct input, in a folder per checkpoint and settings.
 The checkpoint key is the Hub commit for a model in the Hub cache, else a hash of the names, sizes and
 modification times of the folder's files (README/*.md aside) - weights, config and remote code: content hashes
@@ -50,6 +56,7 @@ reads; the per-dataset metrics and chance levels go beside it, in `<output stem>
     python scripts/evaluate.py BENCHMARK_DIR                              # the bundled tiny model, on the CPU
     python scripts/evaluate.py BENCHMARK_DIR --datasets TXT-synthetic --output build/eval/tiny.json
     python scripts/evaluate.py BENCHMARK_DIR --model Alibaba-NLP/GVE-3B --device cuda --dtype bfloat16
+    python scripts/evaluate.py BENCHMARK_DIR --vectors binary --rescore 100     # what a compact index costs
 """
 
 import argparse
@@ -61,6 +68,7 @@ from gve_tools.evaluation.runner import DEFAULT_OUTPUT, evaluate
 from gve_tools.models import DTYPES
 from gve_tools.repo import BUNDLED_MODEL, ROOT
 from gve_tools.text import docstring_parser
+from gve_tools.vectors import VECTOR_KINDS, VectorFormat
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,6 +101,27 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"results file for make_model_card.py --results, details beside it (default: {DEFAULT_OUTPUT})",
     )
     parser.add_argument(
+        "--vectors",
+        choices=VECTOR_KINDS,
+        default="float32",
+        help="score as an index of these vectors would (gve_tools.vectors): int8 (FAISS's scalar quantizer, "
+        "trained on each dataset's documents) or binary (sign bits, hamming); default float32",
+    )
+    parser.add_argument(
+        "--rescore",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with int8 or binary: re-rank each query's top N by the float vectors (default 0: off)",
+    )
+    parser.add_argument(
+        "--truncate-dim",
+        type=int,
+        default=None,
+        metavar="D",
+        help="keep the first D values of every embedding, L2-normalised again (GVE was not trained for it)",
+    )
+    parser.add_argument(
         "--model-name",
         default=None,
         help="the model's name in the results (default: the last part of --model); "
@@ -107,6 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.batch_size < 1:
         parser.error("--batch-size must be at least 1")
     try:
+        vectors = VectorFormat(args.vectors, rescore=args.rescore, dims=args.truncate_dim)
+    except ValueError as error:
+        parser.error(f"--vectors/--rescore/--truncate-dim: {error}")
+    try:
         evaluate(
             args.benchmark,
             args.model,
@@ -118,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
             cache_dir=None if args.no_cache else args.cache_dir,
             output=args.output,
             model_name=args.model_name,
+            vectors=vectors,
         )
     except GVEToolsError as error:  # a bad benchmark or input (EvaluationError), a model that cannot load, ...
         parser.error(str(error))

@@ -12,6 +12,9 @@ from typing import Any
 import numpy as np
 
 from gve_tools.evaluation.format import METRICS, OVERALL, Dataset, EvaluationError
+from gve_tools.vectors import VectorFormat, rescore, scoring_vectors, truncate
+
+FLOAT32 = VectorFormat()
 
 HIT_CUTOFFS = {"R@1": 1, "R@5": 5, "R@10": 10}
 NDCG_CUTOFFS = {"nDCG@5": 5, "nDCG@10": 10}
@@ -127,12 +130,17 @@ class DatasetResult:
 
 
 def score_dataset(
-    dataset: Dataset, query_embeddings: np.ndarray, doc_embeddings: dict[str, np.ndarray], chunk_cells: int = 1 << 22
+    dataset: Dataset,
+    query_embeddings: np.ndarray,
+    doc_embeddings: dict[str, np.ndarray],
+    chunk_cells: int = 1 << 22,
+    vectors: VectorFormat = FLOAT32,
 ) -> DatasetResult:
     """Rank each query's candidates by dot product and average the metrics and their chance levels.
 
     `query_embeddings` [Q, D] in queries.jsonl order; `doc_embeddings` maps doc id -> [D] (only the ranked ones
-    are needed). Queries are scored in chunks of about `chunk_cells` query x candidate cells.
+    are needed). `vectors` scores as a compact index would (`gve_tools.vectors`; int8 is trained on the ranked
+    documents). Queries are scored in chunks of about `chunk_cells` query x candidate cells.
     """
     from tqdm.auto import tqdm
 
@@ -145,8 +153,9 @@ def score_dataset(
         {doc for docs in candidates for doc in docs}, key={d.id: i for i, d in enumerate(dataset.corpus)}.get
     )
     position = {doc: i for i, doc in enumerate(ranked)}
-    docs = np.stack([doc_embeddings[doc] for doc in ranked]).astype(np.float32)
-    queries = np.asarray(query_embeddings, dtype=np.float32)
+    float_docs = truncate(np.stack([doc_embeddings[doc] for doc in ranked]), None)
+    float_queries = truncate(query_embeddings, None)
+    queries, docs = scoring_vectors(float_queries, float_docs, vectors)
     width = max(len(c) for c in candidates)
     step = max(1, chunk_cells // width)
     if dataset.ranking == "local":  # the candidates' embeddings are gathered per query: [step, width, D] floats
@@ -158,6 +167,7 @@ def score_dataset(
         relevance = np.zeros((len(chunk), width), dtype=np.int64)
         if dataset.ranking == "global":
             scores = queries[start : start + step] @ docs.T
+            float_scores = float_queries[start : start + step] @ float_docs.T if vectors.rescore else None
             valid = None
             for row, item in enumerate(chunk):
                 for doc, grade in dataset.qrels[item.id].items():
@@ -171,6 +181,10 @@ def score_dataset(
                 valid[row, : len(ids)] = True
                 relevance[row, : len(ids)] = [dataset.qrels[item.id].get(doc, 0) for doc in ids]
             scores = np.einsum("qd,qcd->qc", queries[start : start + step], docs[index])
+            if vectors.rescore:
+                float_scores = np.einsum("qd,qcd->qc", float_queries[start : start + step], float_docs[index])
+        if vectors.rescore:
+            scores = rescore(scores, float_scores, vectors.rescore, valid)
         for name, values in rank_metrics(scores, relevance, valid).items():
             totals[name] += float(values.sum())
         for row, item in enumerate(chunk):

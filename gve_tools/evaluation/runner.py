@@ -11,10 +11,11 @@ import numpy as np
 
 from gve_tools.evaluation.cache import DEFAULT_CACHE_DIR, EmbeddingCache, dataset_inputs, embed_all, load_config
 from gve_tools.evaluation.format import METRICS, OVERALL, load_benchmark
-from gve_tools.evaluation.metrics import UVRB_ABILITIES, DatasetResult, score_dataset, summarise
+from gve_tools.evaluation.metrics import FLOAT32, UVRB_ABILITIES, DatasetResult, score_dataset, summarise
 from gve_tools.identity import checkpoint_identity, embedding_settings
 from gve_tools.models import load_model, resolve_model
 from gve_tools.repo import ROOT, query_instruction
+from gve_tools.vectors import VectorFormat
 
 DEFAULT_OUTPUT = Path("build/eval/results.json")
 
@@ -31,10 +32,15 @@ def evaluate(
     cache_dir: str | Path | None = DEFAULT_CACHE_DIR,
     output: str | Path | None = DEFAULT_OUTPUT,
     model_name: str | None = None,
+    vectors: VectorFormat = FLOAT32,
+    report: bool = True,
 ) -> dict[str, Any]:
     """Evaluate `model` on the benchmark folder; prints the tables, writes `output` and its details file.
 
-    `cache_dir=None` turns the embedding cache off. Returns the details (see `results_files`).
+    `cache_dir=None` turns the embedding cache off; `report=False` prints nothing but the progress bars.
+    `vectors` scores as a compact index would (int8, binary, re-scoring, truncation: `gve_tools.vectors`); the
+    embeddings, and so the cache, are the same for all.
+    Returns the details (see `results_files`).
     """
     import torch
     from tqdm.auto import tqdm
@@ -61,6 +67,7 @@ def evaluate(
                 dataset,
                 np.stack([embeddings[key] for key in query_keys]),
                 {doc: embeddings[key] for doc, key in doc_keys.items()},
+                vectors=vectors,
             )
         )
     summary = summarise(results)
@@ -70,18 +77,24 @@ def evaluate(
         "revision": revision,
         "content": identity["content"],
         "settings": settings,
+        "vectors": vectors.as_json(),
     }
     card, details = results_files(info, results, summary, name, count_parameters(identity["folder"]), provenance)
 
-    print(f"\n{name} on {info['name']} ({len(results)} datasets; score = main metric, chance = random ranking)")
-    print(format_tables(results, summary))
+    if report:
+        print(
+            f"\n{name} on {info['name']} ({len(results)} datasets{_variant(provenance)}; "
+            "score = main metric, chance = random ranking)"
+        )
+        print(format_tables(results, summary))
     if output is not None:
         output = Path(output)
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
         details_path = details_file(output)
         details_path.write_text(json.dumps(details, indent=2) + "\n", encoding="utf-8")
-        print(f"\nwrote {output} (for scripts/make_model_card.py --results) and {details_path}")
+        if report:
+            print(f"\nwrote {output} (for scripts/make_model_card.py --results) and {details_path}")
     return details
 
 
@@ -130,7 +143,7 @@ def results_files(
         "source": (
             f"scripts/evaluate.py on the local benchmark {info['name']} ({len(results)} datasets): model "
             f"{_shown(provenance['model'])}{'@' + provenance['revision'] if provenance['revision'] else ''}, "
-            f"{provenance['settings']['dtype']} on {provenance['settings']['device']}."
+            f"{provenance['settings']['dtype']} on {provenance['settings']['device']}{_variant(provenance)}."
         ),
         "benchmark": {
             "name": info["name"],
@@ -168,6 +181,12 @@ def results_files(
         "datasets": {r.name: r.as_json() for r in results},
     }
     return card, details
+
+
+def _variant(provenance: dict[str, Any]) -> str:
+    """What a run changed from the plain float embeddings, as words for its titles (", int8 vectors")."""
+    vectors = VectorFormat(**provenance["vectors"])
+    return "" if vectors == FLOAT32 else f", {vectors.label} vectors"
 
 
 def _shown(model: str) -> str:

@@ -26,6 +26,10 @@ def test_errors_exit_with_status_2_and_say_what_is_wrong(tmp_path, capsys):
         ([str(tmp_path / "empty")], "benchmark folder \\S*empty does not exist"),  # an EvaluationError
         ([str(tmp_path), "--model", str(tmp_path / "nothing")], "no such checkpoint folder"),  # a ModelLoadError
         ([str(tmp_path), "--batch-size", "0"], "--batch-size must be at least 1"),
+        ([str(tmp_path), "--rescore", "10"], "float32 vectors need none"),
+        ([str(tmp_path), "--vectors", "binary", "--rescore", "-1"], "rescore must be 0 \\(off\\)"),
+        ([str(tmp_path), "--truncate-dim", "0"], "dims must be at least 1"),
+        ([str(tmp_path), "--vectors", "int4"], "invalid choice: 'int4'"),
     ]
     text_dataset(tmp_path / "toy")
     for argv, message in cases:

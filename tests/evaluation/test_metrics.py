@@ -156,3 +156,73 @@ def test_chance_closed_forms_on_a_large_case():
     out = rank_metrics(rng.random((4000, n)), np.broadcast_to(relevance, (4000, n)))
     for name in METRICS:
         assert out[name].mean() == pytest.approx(chance[name], abs=0.01), name
+
+
+def _unit(rng, rows: int, dims: int) -> np.ndarray:
+    vectors = rng.standard_normal((rows, dims)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def _global_dataset(queries: int, docs: int) -> Dataset:
+    corpus = [Item(f"d{i}", {"text": f"doc {i}"}, None, f"corpus.jsonl:{i + 1}") for i in range(docs)]
+    items = [Item(f"q{i}", {"text": f"query {i}"}, None, f"queries.jsonl:{i + 1}") for i in range(queries)]
+    qrels = {f"q{i}": {f"d{(3 * i) % docs}": 1} for i in range(queries)}
+    return Dataset(Path("."), "compact", ["X"], "global", "R@1", None, None, items, corpus, qrels, None)
+
+
+def _expected(scores: np.ndarray, dataset: Dataset) -> dict[str, float]:
+    relevance = np.zeros(scores.shape, dtype=int)
+    for q, item in enumerate(dataset.queries):
+        for doc, grade in dataset.qrels[item.id].items():
+            relevance[q, int(doc[1:])] = grade
+    return {name: float(values.mean()) for name, values in rank_metrics(scores, relevance).items()}
+
+
+def test_compact_vectors_are_scored_as_their_index_scores_them():
+    """int8: float queries against FAISS's decoded int8 codes; binary: 1 - 2*hamming/D of the sign bits (counted
+    here with numpy); re-scoring the whole corpus gives the float ranking; truncation re-normalises the prefix."""
+    import faiss
+
+    from gve_tools.vectors import VectorFormat
+
+    rng = np.random.default_rng(3)
+    dataset = _global_dataset(40, 30)
+    queries, docs = _unit(rng, 40, 64), _unit(rng, 30, 64)
+    queries = queries + 0.6 * docs[[(3 * i) % 30 for i in range(40)]]  # each query leans to its relevant document
+    by_id = {f"d{i}": docs[i] for i in range(30)}
+
+    quantizer = faiss.ScalarQuantizer(64, faiss.ScalarQuantizer.QT_8bit)
+    quantizer.train(docs)
+    decoded = quantizer.decode(quantizer.compute_codes(docs))
+    bits_q, bits_d = (
+        np.unpackbits(np.packbits(queries > 0, axis=1), axis=1),
+        np.unpackbits(np.packbits(docs > 0, axis=1), axis=1),
+    )
+    hamming = (bits_q[:, None, :] != bits_d[None, :, :]).sum(-1)
+    prefix_q, prefix_d = queries[:, :16], docs[:, :16]
+    prefix_q = prefix_q / np.linalg.norm(prefix_q, axis=1, keepdims=True)
+    prefix_d = prefix_d / np.linalg.norm(prefix_d, axis=1, keepdims=True)
+    cases = {
+        VectorFormat("int8"): queries @ decoded.T,
+        VectorFormat("binary"): 1 - 2 * hamming / 64,
+        VectorFormat("binary", rescore=30): queries @ docs.T,
+        VectorFormat(dims=16): prefix_q @ prefix_d.T,
+    }
+    for fmt, scores in cases.items():
+        result = score_dataset(dataset, queries, by_id, chunk_cells=200, vectors=fmt)
+        for name, value in _expected(scores, dataset).items():
+            assert result.scores[name] == pytest.approx(value, abs=1e-6), (fmt.label, name)
+    binary = score_dataset(dataset, queries, by_id, vectors=VectorFormat("binary"))
+    assert binary.scores != score_dataset(dataset, queries, by_id).scores  # the bits lose something here
+
+
+def test_rescoring_reorders_only_the_compact_top():
+    from gve_tools.vectors import rescore
+
+    compact = np.array([[0.9, 0.8, 0.7, 0.1, 0.0]])
+    exact = np.array([[0.1, 0.5, 0.9, 0.95, 0.2]])
+    # the top 3 by compact score (columns 0-2) come first, in float order; the rest keep their compact order
+    order = np.argsort(-rescore(compact, exact, 3), axis=1, kind="stable")[0]
+    assert order.tolist() == [2, 1, 0, 3, 4]
+    order = np.argsort(-rescore(compact, exact, 5), axis=1, kind="stable")[0]
+    assert order.tolist() == np.argsort(-exact, axis=1)[0].tolist()

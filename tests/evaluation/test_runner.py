@@ -97,3 +97,17 @@ def test_scores_are_those_of_model_encode_with_the_datasets_instructions(benchma
     expected = rank_metrics((queries @ documents.T).numpy(), relevance)
     for name in METRICS:
         assert details["datasets"]["TXT-mini"]["scores"][name] == pytest.approx(expected[name].mean(), abs=1e-6)
+
+
+def test_compact_vectors_reuse_the_embeddings_and_are_recorded(benchmark, tiny_path, tmp_path, capsys, counted):
+    cache = tmp_path / "cache"
+    evaluate(benchmark, str(tiny_path), datasets=["TXT-mini"], cache_dir=cache, output=None, report=False)
+    counted.clear()
+    output = tmp_path / "binary.json"
+    args = [str(benchmark), "--model", str(tiny_path), "--cache-dir", str(cache), "--datasets", "TXT-mini"]
+    assert main([*args, "--output", str(output), "--vectors", "binary", "--rescore", "2"]) == 0
+    assert counted == []  # the scoring changed, not the embeddings
+    assert "TXT-mini" in capsys.readouterr().out
+    assert load_results(output)["source"].endswith("float32 on cpu, binary+rescore2 vectors.")
+    details = json.loads(details_file(output).read_text())
+    assert details["model"]["vectors"] == {"kind": "binary", "rescore": 2, "dims": None}
