@@ -49,9 +49,10 @@ def folder_digest(folder: Path) -> str:
     return digest.hexdigest()
 
 
-def embedding_settings(config: Any, dtype: str, device: str) -> dict[str, Any]:
-    """What besides the checkpoint and the input changes an embedding: dtype, device type, the config's settings."""
-    return {
+def embedding_settings(config: Any, dtype: str, device: str, weights: str = "float") -> dict[str, Any]:
+    """What besides the checkpoint and the input changes an embedding: dtype, device type, the config's settings,
+    and quantized weights (`gve_tools.quantization`; absent for float weights, so older keys stay valid)."""
+    settings = {
         "dtype": dtype,
         "device": device.split(":")[0],
         "max_length": config.max_length,
@@ -59,6 +60,9 @@ def embedding_settings(config: Any, dtype: str, device: str) -> dict[str, Any]:
         "image": config.image_options(),
         "pooling_token_id": config.pooling_token_id,
     }
+    if weights != "float":
+        settings["weights"] = weights
+    return settings
 
 
 def digest(value: Any) -> str:

@@ -43,20 +43,34 @@ def torch_dtype(name: str, device: str = "cpu") -> Any:
     return getattr(torch, name)
 
 
-def load_model(model_id: str, *, revision: str | None = None, device: str = "cpu", dtype: str = "auto") -> Any:
+def load_model(
+    model_id: str, *, revision: str | None = None, device: str = "cpu", dtype: str = "auto", weights: str = "float"
+) -> Any:
     """A GVE checkpoint (a folder or a Hub id) on `device` in eval mode, in `dtype` (see `torch_dtype`).
 
+    `weights` is a setting of `gve_tools.quantization.WEIGHT_SETTINGS`: "float" loads every weight in `dtype`;
+    "int8" and "int4" quantize the language model's Linear weights while loading (the vision tower stays in
+    `dtype`). A quantized model is placed by `device_map` (bitsandbytes quantizes as it places the weights).
+
     Raises `ModelLoadError` naming the checkpoint when it cannot be loaded (not found, not in the cache while
-    offline, no access) or is not a GVE checkpoint.
+    offline, no access, no quantization backend) or is not a GVE checkpoint.
     """
     from transformers import AutoModel
 
+    from gve_tools.quantization import WeightSettingError, quantization_config
+
+    try:
+        quantization = quantization_config(weights, device)
+    except WeightSettingError as error:
+        raise ModelLoadError(f"cannot load the model {model_id!r}: {error}") from error
+    quantized = {} if quantization is None else {"quantization_config": quantization, "device_map": {"": device}}
+    failures = (OSError, ValueError) if quantization is None else (OSError, ValueError, ImportError, RuntimeError)
     try:
         model = AutoModel.from_pretrained(
-            model_id, trust_remote_code=True, revision=revision, dtype=torch_dtype(dtype, device)
+            model_id, trust_remote_code=True, revision=revision, dtype=torch_dtype(dtype, device), **quantized
         )
-    except (OSError, ValueError) as error:
+    except failures as error:
         raise ModelLoadError(f"cannot load the model {model_id!r}: {first_line(error)}") from error
     if not hasattr(model, "encode"):
         raise ModelLoadError(f"{model_id} is not a GVE checkpoint (its model class has no encode)")
-    return model.to(device).eval()
+    return (model if quantized else model.to(device)).eval()

@@ -66,6 +66,7 @@ from gve_tools.errors import GVEToolsError
 from gve_tools.evaluation.cache import DEFAULT_CACHE_DIR
 from gve_tools.evaluation.runner import DEFAULT_OUTPUT, evaluate
 from gve_tools.models import DTYPES
+from gve_tools.quantization import WEIGHT_SETTINGS
 from gve_tools.repo import BUNDLED_MODEL, ROOT
 from gve_tools.text import docstring_parser
 from gve_tools.vectors import VECTOR_KINDS, VectorFormat
@@ -99,6 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_OUTPUT,
         metavar="JSON",
         help=f"results file for make_model_card.py --results, details beside it (default: {DEFAULT_OUTPUT})",
+    )
+    parser.add_argument(
+        "--weights",
+        choices=WEIGHT_SETTINGS,
+        default="float",
+        help="the language model's weights: float (default), or quantized while loading to int8 (torchao on the "
+        "CPU, bitsandbytes on a GPU) or int4 (bitsandbytes NF4, GPU only); the vision tower stays in --dtype",
     )
     parser.add_argument(
         "--vectors",
@@ -152,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
             output=args.output,
             model_name=args.model_name,
             vectors=vectors,
+            weights=args.weights,
         )
     except GVEToolsError as error:  # a bad benchmark or input (EvaluationError), a model that cannot load, ...
         parser.error(str(error))

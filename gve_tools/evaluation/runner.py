@@ -14,6 +14,7 @@ from gve_tools.evaluation.format import METRICS, OVERALL, load_benchmark
 from gve_tools.evaluation.metrics import FLOAT32, UVRB_ABILITIES, DatasetResult, score_dataset, summarise
 from gve_tools.identity import checkpoint_identity, embedding_settings
 from gve_tools.models import load_model, resolve_model
+from gve_tools.quantization import quantization_config
 from gve_tools.repo import ROOT, query_instruction
 from gve_tools.vectors import VectorFormat
 
@@ -33,13 +34,15 @@ def evaluate(
     output: str | Path | None = DEFAULT_OUTPUT,
     model_name: str | None = None,
     vectors: VectorFormat = FLOAT32,
+    weights: str = "float",
     report: bool = True,
 ) -> dict[str, Any]:
     """Evaluate `model` on the benchmark folder; prints the tables, writes `output` and its details file.
 
     `cache_dir=None` turns the embedding cache off; `report=False` prints nothing but the progress bars.
     `vectors` scores as a compact index would (int8, binary, re-scoring, truncation: `gve_tools.vectors`); the
-    embeddings, and so the cache, are the same for all.
+    embeddings, and so the cache, are the same for all. `weights` quantizes the language model's weights
+    (`gve_tools.quantization`), which changes the embeddings (they are cached apart).
     Returns the details (see `results_files`).
     """
     import torch
@@ -48,16 +51,20 @@ def evaluate(
     info, chosen = load_benchmark(benchmark, datasets)
     model_id = resolve_model(model)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    quantization_config(weights, device)  # an unknown setting, or one with no backend here, fails before any work
     dtype = dtype or ("bfloat16" if device.startswith("cuda") else "float32")
     config = load_config(model_id, revision)
     identity = checkpoint_identity(model_id, revision)
-    settings = embedding_settings(config, dtype, device)
+    settings = embedding_settings(config, dtype, device, weights)
     cache = EmbeddingCache.for_checkpoint(cache_dir, identity, settings)
     requests, keys = dataset_inputs(chosen, query_instruction(), config.default_instruction)
 
     # the weights load only when an embedding is missing from the cache
     embeddings = embed_all(
-        lambda: load_model(model_id, revision=revision, device=device, dtype=dtype), requests, cache, batch_size
+        lambda: load_model(model_id, revision=revision, device=device, dtype=dtype, weights=weights),
+        requests,
+        cache,
+        batch_size,
     )
     results = []
     for dataset in tqdm(chosen, desc="Evaluating", unit="dataset"):
@@ -186,7 +193,8 @@ def results_files(
 def _variant(provenance: dict[str, Any]) -> str:
     """What a run changed from the plain float embeddings, as words for its titles (", int8 vectors")."""
     vectors = VectorFormat(**provenance["vectors"])
-    return "" if vectors == FLOAT32 else f", {vectors.label} vectors"
+    weights = provenance["settings"].get("weights")
+    return (f", {weights} weights" if weights else "") + ("" if vectors == FLOAT32 else f", {vectors.label} vectors")
 
 
 def _shown(model: str) -> str:
