@@ -4,6 +4,8 @@ never pushed to the Hub (the remote code at the repository's root is what the Hu
 Shared by every command:
     repo          the repository and the files of a GVE folder: paths, the remote code, the generated configs
     models        the one loader of a GVE checkpoint for the tooling
+    quantization  the weight settings (float, int8, int4): their quantization configs and their memory
+    vectors       the vector formats (float32, int8, binary, re-scoring, truncation): scoring and FAISS indexes
     identity      what identifies a checkpoint's embeddings, for every cache
     errors        the base of the tooling's exceptions
     text          small text helpers and command-line help
@@ -17,7 +19,7 @@ By role (each command in `scripts/` is an entry point of a few lines into one of
     training      training the bundled tiny GVE; tiny: a tiny random GVE folder for the tests
     checkpoint    building a verified GVE folder from a LoRA, and pushing it to the Hub
     card          the model card, in the repository's and the Hub's renderings
-    benchmark     throughput, and hostile inputs' memory and time
+    benchmark     throughput, hostile inputs' memory and time, compact vectors and weights (memory and storage)
     vllm_parity   vLLM against `model.encode`
     generate      every derived file of the repository (`make generate`)
 """

@@ -47,6 +47,7 @@ def test_readme_snippet_runs(index, tiny_path, media, http_root, monkeypatch):
         "clip.mp4": str(media["video"]),
         "photo.jpg": str(media["image"]),
         "https://example.com": http_root,
+        'device_map="cuda"': 'device_map="cpu"',  # bitsandbytes runs its GPU configs on the CPU too
     }
     assert any(published in snippet for published in replacements)
     for published, local in replacements.items():
@@ -56,6 +57,11 @@ def test_readme_snippet_runs(index, tiny_path, media, http_root, monkeypatch):
     for name, shape in (("scores", (2, 3)), ("short", (1, 64)), ("small", (1, 64))):
         if name in scope:
             assert tuple(scope[name].shape) == shape, name
+    if "quantization" in scope:  # the low-memory snippet: 4-bit language model, float vision tower, still GVE
+        model = scope["model"]
+        assert type(model.model.language_model.layers[0].mlp.down_proj).__name__ == "Linear4bit"
+        assert type(model.model.visual.blocks[0].mlp.down_proj) is torch.nn.Linear
+        assert model.encode(["a red square", str(media["video"])]).shape == (2, 64)
     if "vectors" in scope:
         assert len(scope["vectors"]) == 2 and len(scope["vectors"][0]) == 64 and len(scope["similarities"]) == 2
 

@@ -1,4 +1,5 @@
-"""The benchmarks (`scripts/benchmark.py`, `scripts/benchmark_hardening.py`); their figures are in `benchmarks/`.
+"""The benchmarks (`scripts/benchmark.py`, `benchmark_hardening.py`, `benchmark_vectors.py`, `benchmark_compact.py`);
+their figures are in `benchmarks/`.
 
 Modules:
     corpus         the throughput benchmark's generated corpus of videos, images and texts
@@ -7,5 +8,8 @@ Modules:
     cli            its command line (`main`)
     hardening      the hardening benchmark's hostile cases, each served in a fresh process
     hardening_cli  its command line (`main`)
+    vectors        compact vector indexes: size, build and search time, recall, at GVE-3B/7B dimensions
+    compact        memory and storage: each vector, truncation and weight setting's retrieval cost, the weights'
+                   memory and the vector figures, in the results file the model card's section is made from
     process        what both measure of a process (peak RSS, CPU time) and how they start their child processes
 """

@@ -21,6 +21,7 @@ from gve_tools.card.results import (
     model_row,
     results_table,
 )
+from gve_tools.card.storage import STORAGE_PATH, storage_context
 from gve_tools.repo import ROOT
 
 RESULTS_PATH = ROOT / "model_card" / "uvrb_results.json"
@@ -204,6 +205,7 @@ def render_model_card(
     base_model: str = BASE_MODEL,
     audience: str = "repository",
     source_url: str = SOURCE_URL,
+    storage_path: str | Path = STORAGE_PATH,
 ) -> str:
     """The full card of `model_id`: the YAML metadata block, then the rendered template, for `audience` ("repository":
     this repository's README.md; "hub": the card of a checkpoint folder pushed to the Hub, see the module docstring).
@@ -212,7 +214,8 @@ def render_model_card(
     without a row (a new fine-tune, a test build) gets a card without `model-index`.
 
     The output is a function of the inputs only (results file, template, the limits tables of handler.py and
-    processing_gve.py, requirements.txt and constraints.txt), so rendering twice gives identical text.
+    processing_gve.py, requirements.txt and constraints.txt, the memory and storage results at `storage_path`),
+    so rendering twice gives identical text.
     """
     from huggingface_hub import ModelCard
 
@@ -255,6 +258,7 @@ def render_model_card(
         "transformers_tested": tested,
         "repository": audience == "repository",
         "source_url": source_url,
+        **storage_context(storage_path),
     }
     body = render_body(template_path, context)
     metadata = card_metadata(results, row, base_model)

@@ -27,7 +27,8 @@ Output folder:
                                    settings in the file metadata (key b"gve"), manifest order
     errors/part-00000.jsonl        the shard's bad items (--on-error skip), {"id", "row", "error"}
     errors.jsonl                   all bad items, gathered at the end of every run
-    index.faiss, index.json        with --index: FAISS index (inner product) and its id list
+    index.faiss, index.json        with --index: FAISS index and its description (ids, vector format)
+    vectors.npy                    with --vectors int8 or binary: the float16 vectors a search re-scores with
 
 Resume: shard k always holds manifest rows [k * shard_size, (k + 1) * shard_size). A shard is
 written to a hidden temporary file, flushed to disk and renamed, so a shard file is complete or
@@ -44,6 +45,8 @@ in the errors files. No placeholder vector is ever written.
     python scripts/embed_corpus.py manifest.jsonl --checkpoint Alibaba-NLP/GVE-3B --out corpus-emb --index
     python scripts/embed_corpus.py manifest.jsonl --checkpoint Alibaba-NLP/GVE-3B --out corpus-emb \\
         --address auto --concurrency 8 --num-gpus 1 --device cuda --dtype bfloat16 --on-error skip --index
+    python scripts/embed_corpus.py manifest.jsonl --checkpoint Alibaba-NLP/GVE-7B --out corpus-emb --index \\
+        --vectors binary --rescore 100    # 32x smaller index, its top 100 re-scored by the float vectors
     python scripts/search_index.py corpus-emb --text "a red square moving right" --k 5
 
 Modules:
@@ -53,7 +56,7 @@ Modules:
     cluster      Ray itself: `ensure_ray`, the plan's CPUs (`PlanError`), the exceptions Ray wraps
     stages       the Ray Data stages: `preprocess` (CPU tasks) and `Embedder` (model actors); `ItemError`
     pipeline     the run: `embed_corpus` and its `Summary`
-    index        the FAISS index: `build_index`, `load_index`, `search`
+    index        the FAISS index (float32, int8 or binary: `gve_tools.vectors`): `build_index`, `load_index`, `search`
     samples      a synthetic corpus and its manifest (`make_sample_manifest`)
     cli          the `embed_corpus` command (scripts/embed_corpus.py)
     search_cli   the `search_index` command (scripts/search_index.py)
@@ -61,7 +64,14 @@ Modules:
 """
 
 from gve_tools.corpus.cluster import PlanError, ensure_ray
-from gve_tools.corpus.index import EXACT_INDEX_LIMIT, build_index, load_index, load_query_model, search
+from gve_tools.corpus.index import (
+    DEFAULT_RESCORE,
+    EXACT_INDEX_LIMIT,
+    build_index,
+    load_index,
+    load_query_model,
+    search,
+)
 from gve_tools.corpus.manifest import (
     CONTENT_FIELDS,
     MANIFEST_FIELDS,
@@ -89,6 +99,7 @@ from gve_tools.corpus.stages import Embedder, ItemError, preprocess
 __all__ = [
     "CONTENT_FIELDS",
     "DECODE_TASK_MEMORY",
+    "DEFAULT_RESCORE",
     "DEFAULT_SHARD_SIZE",
     "EXACT_INDEX_LIMIT",
     "MANIFEST_FIELDS",

@@ -9,13 +9,14 @@ import sys
 from pathlib import Path
 
 from gve_tools.corpus.cluster import PlanError, ensure_ray
-from gve_tools.corpus.index import build_index
+from gve_tools.corpus.index import DEFAULT_RESCORE, build_index, vector_format
 from gve_tools.corpus.manifest import ManifestError
 from gve_tools.corpus.pipeline import embed_corpus
 from gve_tools.corpus.settings import DEFAULT_SHARD_SIZE
 from gve_tools.corpus.shards import OutputMismatch
 from gve_tools.corpus.stages import ItemError
 from gve_tools.models import DTYPES
+from gve_tools.vectors import VECTOR_KINDS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,8 +57,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-shards", type=int, help="stop after this many new shards (re-run to continue)")
     parser.add_argument("--index", action="store_true", help="build a FAISS index over all shards at the end")
     parser.add_argument("--index-kind", default="auto", choices=("auto", "flat", "ivf"), help="exact or IVF (auto)")
+    parser.add_argument(
+        "--vectors",
+        default="float32",
+        choices=VECTOR_KINDS,
+        help="what the index stores: float32 (default), int8 (FAISS's 8-bit scalar quantizer, 4x smaller) or "
+        "binary (sign bits, 32x smaller); int8 and binary keep the float vectors beside the index for --rescore",
+    )
+    parser.add_argument(
+        "--rescore",
+        type=int,
+        metavar="N",
+        help=f"int8 or binary: searches re-rank their top N by the float vectors (default {DEFAULT_RESCORE}, "
+        "recorded in index.json; search_index.py --rescore overrides it; 0: off)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
+    try:  # before the run: a bad format would only show once every shard is embedded
+        vectors = vector_format(args.vectors, args.rescore)
+    except ValueError as error:
+        parser.error(f"--vectors/--rescore: {error}")
 
     started_ray = ensure_ray(args.address, args.num_cpus)
     try:
@@ -83,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             show_progress_bar=not args.no_progress,
         )
         if args.index and not summary.shards_left:
-            summary.index = build_index(args.out, kind=args.index_kind)
+            summary.index = build_index(args.out, kind=args.index_kind, vectors=vectors)
     except (ManifestError, OutputMismatch, PlanError, ItemError) as error:  # DamagedShard is an OutputMismatch
         print(f"error: {error}", file=sys.stderr)
         return 1

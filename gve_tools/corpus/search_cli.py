@@ -3,11 +3,15 @@
 The query is embedded with the index's own checkpoint and revision (from `index.json`), with the
 query instruction (`configuration_gve.QUERY_INSTRUCTION` unless `--instruction` is given); the
 corpus was embedded as documents. `--text`, `--image` and `--video` together make one composed query
-(e.g. text + image). Prints the top `--k` ids with their cosine scores.
+(e.g. text + image). Prints the index's vector format, then the top `--k` ids with their scores: cosines for a
+float32 index and for a re-scored int8 or binary one (`--rescore N` re-ranks the top N by the float vectors kept
+beside the index; the index's default depth is in `index.json`; 0 is off), else the compact score. `--json`
+prints a list of {"id", "score", "vectors"} (the format's label, e.g. "binary+rescore100").
 
     python scripts/search_index.py corpus-emb --text "a red square moving to the right" --k 5
     python scripts/search_index.py corpus-emb --image query.png --text "the same, but moving down"
     python scripts/search_index.py corpus-emb --video query.mp4 --json
+    python scripts/search_index.py corpus-emb --text "a red square" --rescore 0    # a compact index, no re-scoring
 """
 
 import argparse
@@ -15,9 +19,16 @@ import json
 import sys
 from pathlib import Path
 
-from gve_tools.corpus.index import load_index, load_query_model, search
+from gve_tools.corpus.index import load_index, load_query_model, search, search_format
 from gve_tools.models import ModelLoadError
 from gve_tools.repo import query_instruction
+
+# What a score is, by the vectors that gave it (a re-scored index's are float cosines).
+SCORES = {
+    "float32": "cosines",
+    "int8": "the query's inner product with the int8 vectors",
+    "binary": "1 - 2·hamming/D of the sign bits",
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,6 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--device", default="cpu", help="device for the query model (default cpu)")
     parser.add_argument("--dtype", default="float32", help="dtype for the query model (default float32)")
+    parser.add_argument(
+        "--rescore",
+        type=int,
+        metavar="N",
+        help="int8 or binary index: re-rank the top N by the float vectors (default: the index's; 0: off)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
     query = {key: getattr(args, key) for key in ("text", "image", "video") if getattr(args, key)}
@@ -42,14 +59,23 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give a query: --text, --image and/or --video")
     try:
         loaded = load_index(args.folder)
-        model = load_query_model(loaded[2], args.device, args.dtype)
-    except (FileNotFoundError, ModelLoadError) as error:
+    except FileNotFoundError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    results = search(args.folder, [query], model, args.k, args.instruction, loaded=loaded)[0]
+    try:
+        fmt = search_format(loaded[2], args.rescore)
+    except ValueError as error:  # rescore with a float32 index, or below 0
+        parser.error(f"--rescore: {error}")
+    try:
+        model = load_query_model(loaded[2], args.device, args.dtype)
+        results = search(args.folder, [query], model, args.k, args.instruction, loaded=loaded, rescore=args.rescore)[0]
+    except (FileNotFoundError, ModelLoadError) as error:  # FileNotFoundError: the float vectors a re-scoring reads
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     if args.json:
-        print(json.dumps([{"id": ident, "score": score} for ident, score in results]))
+        print(json.dumps([{"id": ident, "score": score, "vectors": fmt.label} for ident, score in results]))
     else:
+        print(f"vectors: {fmt.label} (scores: {SCORES[fmt.kind if not fmt.rescore else 'float32']})")
         for rank, (ident, score) in enumerate(results, start=1):
             print(f"{rank:3d}  {score:.4f}  {ident}")
     return 0
