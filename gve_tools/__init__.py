@@ -23,3 +23,10 @@ By role (each command in `scripts/` is an entry point of a few lines into one of
     vllm_parity   vLLM against `model.encode`
     generate      every derived file of the repository (`make generate`)
 """
+
+import logging
+
+# torchao 0.18 (the CPU backend of int8 weights, `quantization`) registers Enum classes with torch's pytree, which
+# torch 2.14 logs as deprecated each time transformers imports torchao (at every model import): harmless, not ours
+# to fix, and noise in every command's output. Only that message is dropped.
+logging.getLogger("torch.utils._pytree").addFilter(lambda record: "is an Enum subclass" not in record.getMessage())
