@@ -9,7 +9,9 @@ Requests are JSON, in the Hub's task schemas:
   returns `number[]`, the cosine similarity of the source with each sentence, in order.
 
 An ITEM is a string, which is always text (never a file name or a URL), or an object with any of `text`, `image`
-and `video`, e.g. `{"text": "the same scene at night", "image": "https://example.com/photo.jpg"}`. An image or a
+and `video`, e.g. `{"text": "the same scene at night", "image": "https://example.com/photo.jpg"}`; with a video,
+`video_start` and `video_end` (seconds) embed that part of it, e.g. `{"video": URL, "video_start": 12.5,
+"video_end": 20}`. An image or a
 video is an `http(s)` URL, which the handler downloads, or a base64 data URI (`data:image/png;base64,...`,
 `data:video/mp4;base64,...`); an image may also be bare base64, as the Hub's image widgets send it. Local paths
 and `file://` URLs are refused. A `null` value is the same as leaving the field out.
@@ -94,7 +96,7 @@ processing = sys.modules[
 
 PIXELS_PER_TOKEN = 28 * 28
 TEMP_PREFIX = "gve-handler-"
-ITEM_KEYS = ("text", "image", "video")
+ITEM_KEYS = ("text", "image", "video", *processing.TIME_RANGE)
 SIMILARITY_KEYS = ("source_sentence", "sentences")
 CONTROLS = (*processing.VIDEO_OPTIONS, *processing.IMAGE_OPTIONS)
 PARAMETERS = ("instruction", *CONTROLS)
@@ -268,7 +270,7 @@ class EndpointHandler:
             text_field = f"{field}.text"
             for key in item:
                 if key not in ITEM_KEYS:
-                    raise HandlerError(f"{field}.{key}: unknown key (the keys are text, image, video)")
+                    raise HandlerError(f"{field}.{key}: unknown key (the keys are {', '.join(ITEM_KEYS)})")
         else:
             raise HandlerError(
                 f'{field}: expected a string or an object with "text", "image" and/or "video", got {_json_type(item)}'
@@ -287,7 +289,10 @@ class EndpointHandler:
         for kind in ("image", "video"):
             if item.get(kind) is not None:
                 checked[kind] = self._source(item[kind], kind, f"{field}.{kind}")
-        if not checked:
+        for key in processing.TIME_RANGE:  # the remote code checks the values, and the range against the video
+            if item.get(key) is not None:
+                checked[key] = item[key]
+        if not checked.keys() & {"text", "image", "video"}:
             raise HandlerError(f"{field}: the input has no content; give non-empty text, an image or a video")
         return checked
 
@@ -414,7 +419,7 @@ class EndpointHandler:
             for value in media:
                 if value.path:
                     reason = reason.replace(repr(value.path), value.shown).replace(value.path, value.shown)
-            if error.field in ("image", "video") and error.field in request.items[position]:
+            if error.field in ("image", "video", *processing.TIME_RANGE) and error.field in request.items[position]:
                 field = f"{field}.{error.field}"
             raise HandlerError(f"{field}: {reason}") from error
 

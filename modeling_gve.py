@@ -239,7 +239,7 @@ class GVEModel(Qwen2_5_VLPreTrainedModel):
             inputs: one input, or a list or any iterable of them (a generator is read as it goes). An
                 input is a text, a PIL image, an image or video path or URL, a list of frames (one
                 video), or a dict with any of `text`, `image` and `video` (a composed query),
-                optionally with its own `instruction` and controls.
+                optionally with its own `instruction`, controls and `video_start`/`video_end` (seconds).
             instruction: the system instruction (default: the checkpoint's `default_instruction`).
                 Set a task instruction for queries; leave documents on the default.
             batch_size: most inputs per forward pass.

@@ -80,7 +80,9 @@ DEFAULT_SUFFIXES = {"image": ".png", "video": ".mp4"}
 # Per-item and per-call controls, in the names qwen-vl-utils uses for a content element.
 VIDEO_OPTIONS = ("fps", "max_frames", "min_pixels", "max_pixels", "total_pixels")
 IMAGE_OPTIONS = {"image_min_pixels": "min_pixels", "image_max_pixels": "max_pixels"}
-ITEM_KEYS = ("text", "image", "video", "instruction", *VIDEO_OPTIONS, *IMAGE_OPTIONS)
+# A video's time range in seconds, with qwen-vl-utils' keys and frame rule (`calculate_video_frame_range`).
+TIME_RANGE = ("video_start", "video_end")
+ITEM_KEYS = ("text", "image", "video", "instruction", *TIME_RANGE, *VIDEO_OPTIONS, *IMAGE_OPTIONS)
 
 # The range of each control, whoever sets it: out of range, an embedding would need unbounded memory
 # (qwen-vl-utils sizes frames up to `min_pixels` and samples up to `fps` frames a second, whatever they are),
@@ -147,7 +149,14 @@ def _input_error(label: str, reason: str, position: int | None, field: str | Non
 
 
 class MediaError(ValueError):
-    """An image or video that cannot, or may not, be fetched or decoded; the message is the reason alone."""
+    """An image or video that cannot, or may not, be fetched or decoded; the message is the reason alone.
+
+    `field` is the input's key at fault when it is not the medium itself (`video_start`, `video_end`).
+    """
+
+    def __init__(self, reason: str, field: str | None = None):
+        super().__init__(reason)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -518,8 +527,9 @@ class GVEProcessor(Qwen2_5_VLProcessor):
             - a `str`: text, or an image/video path or URL when it ends in a media file extension;
             - a `PIL.Image.Image`;
             - a list or tuple of frames (PIL images, image paths or URLs, or HxWxC arrays): one video;
-            - a dict with any of `text`, `image`, `video`, plus optionally `instruction` and the
-              video/image controls for this item alone.
+            - a dict with any of `text`, `image`, `video`, plus optionally `instruction`, the
+              video/image controls for this item alone, and `video_start`/`video_end` (seconds: a
+              part of a video file or URL, qwen-vl-utils' keys and frame rule).
 
         `position` is the input's index in the call and `label` its name in messages (default
         `inputs[<position>]`). `limits` bounds what reading its media may cost (see `prepare`), or
@@ -561,12 +571,13 @@ class GVEProcessor(Qwen2_5_VLProcessor):
         parts = []
         try:
             if "video" in content:
-                video, fps = self._fetch_video(content["video"], video_options, budget, max_length)
+                chosen = {**video_options, **_pick(content, TIME_RANGE)}
+                video, fps = self._fetch_video(content["video"], chosen, budget, max_length)
                 loaded.videos.append(video)
                 loaded.video_fps.append(fps)
                 parts.append({"type": "video"})
         except MediaError as error:
-            raise fail(str(error), "video") from error.__cause__
+            raise fail(str(error), error.field or "video") from error.__cause__
         try:
             if "image" in content:
                 loaded.images.append(self._fetch_image(content["image"], image_options, budget))
@@ -626,6 +637,8 @@ class GVEProcessor(Qwen2_5_VLProcessor):
         for key in (*VIDEO_OPTIONS, *IMAGE_OPTIONS):
             if key in content and (problem := _control_problem(key, content[key])):
                 raise fail(problem, key)
+        if problem := time_range_problem(content):
+            raise fail(*problem)
         if "text" in content and not content["text"].strip():
             del content["text"]
         if not any(content.get(key) not in (None, "", [], ()) for key in ("text", "image", "video")):
@@ -931,7 +944,7 @@ def _reading(source: Any, kind: str, explain: Callable[[Exception], str] | None 
     try:
         yield
     except MediaError as error:
-        raise MediaError(f"{kind} {describe_source(source)} refused: {error}") from None
+        raise MediaError(f"{kind} {describe_source(source)} refused: {error}", error.field) from None
     except Exception as error:
         reason = explain(error) if explain else str(error)
         raise MediaError(f"could not read {kind} {describe_source(source)}: {reason}") from error
@@ -1017,6 +1030,7 @@ def plan_video(element: dict, limits: MediaLimits) -> VideoPlan:
         # decord's average rate picks the frames qwen-vl-utils would (it is the header's, as PyAV reads it, but older
         # FFmpeg can differ on odd files); its frame count is the packets' count
         rate, frames = _optional_import("decord", "decord").VideoReader(path, num_threads=1).get_avg_fps(), len(packets)
+    _check_time_range(element, frames, rate)
     start, end, total = vision.calculate_video_frame_range(element, frames, rate)
     count = vision.smart_nframes(element, total_frames=total, video_fps=rate)
     plan.indices = torch.linspace(start, end, count).round().long().tolist()
@@ -1478,6 +1492,45 @@ def _first_line(error: Exception) -> str:
 
 def _as_list(value: Any) -> list:
     return value.tolist() if hasattr(value, "tolist") else list(value)
+
+
+def time_range_problem(content: dict) -> tuple[str, str] | None:
+    """Why an input's time range is refused, with the key at fault, or None (also when it has none).
+
+    Each bound is a finite number of seconds, at least 0, on a video file or URL (a list of frames has no
+    timing), and the end comes after the start. Where the range meets the video is checked once its frame
+    count and rate are read (`plan_video`).
+    """
+    chosen = {key: content[key] for key in TIME_RANGE if key in content}
+    for key, value in chosen.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+            return f"{key} must be a finite number of seconds, at least 0, got {_show(value)}", key
+    if chosen and not isinstance(content.get("video"), str):
+        what = "the input has no video" if "video" not in content else "a list of frames has no timing"
+        return f"{next(iter(chosen))} needs a video file or URL; {what}", next(iter(chosen))
+    if len(chosen) == 2 and chosen["video_end"] <= chosen["video_start"]:
+        return f"video_end ({chosen['video_end']:g} s) must be after video_start ({chosen['video_start']:g} s)", (
+            "video_end"
+        )
+    return None
+
+
+def _check_time_range(element: dict, frames: int, rate: float) -> None:
+    """Refuse a time range that starts at or after the video's end, ends more than a frame after it, or holds
+    fewer than two frames by qwen-vl-utils' rule (it would clamp the first two, and fail on the last)."""
+    start, end = element.get("video_start"), element.get("video_end")
+    if start is None and end is None:
+        return
+    duration = frames / rate
+    if start is not None and start >= duration:
+        raise MediaError(f"video_start={start:g} s is at or after the video's end ({duration:.3f} s)", "video_start")
+    if end is not None and end > duration + 1 / rate:
+        raise MediaError(f"video_end={end:g} s is after the video's end ({duration:.3f} s)", "video_end")
+    first = math.ceil((start or 0.0) * rate)
+    last = min(math.floor(min(end, duration) * rate), frames - 1) if end is not None else frames - 1
+    if last <= first:
+        shown = f"{start or 0:g}-{end if end is not None else duration:g} s"
+        raise MediaError(f"the range {shown} holds fewer than 2 frames at {rate:g} fps", "video_end")
 
 
 def _control_problem(key: str, value: Any) -> str | None:

@@ -19,7 +19,8 @@ def conversation(item: dict, instruction: str = DEFAULT_INSTRUCTION, order=("vid
     content = []
     for kind in order:
         if kind == "video" and "video" in item:
-            content.append({"type": "video", "video": str(item["video"]), **VIDEO_ELEMENT})
+            time_range = {key: item[key] for key in ("video_start", "video_end") if key in item}
+            content.append({"type": "video", "video": str(item["video"]), **VIDEO_ELEMENT, **time_range})
         elif kind == "image" and "image" in item:
             content.append({"type": "image", "image": str(item["image"]), **IMAGE_ELEMENT})
         elif kind == "text" and "text" in item:

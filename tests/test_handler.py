@@ -186,6 +186,19 @@ def test_sentence_similarity(handler, model, media, media_server, instruction):
         assert max(abs(a - b) for a, b in zip(scores, plain, strict=True)) > 1e-4
 
 
+def test_a_time_range_reaches_the_model_and_a_bad_one_names_its_field(handler, model, media, media_server):
+    span = {"video_start": 2.5, "video_end": 7.0}
+    rows = handler({"inputs": [{"video": f"{media_server}/long.mp4", **span}, {"text": "a square"}]})
+    assert_agrees(rows, model.encode([{"video": str(media["long_video"]), **span}, "a square"]))
+    assert F.cosine_similarity(as_tensor(rows)[:1], model.encode([str(media["long_video"])])).item() < 0.9999
+    late = {"inputs": ["fine", {"video": f"{media_server}/long.mp4", "video_start": 3, "video_end": 60}]}
+    assert re.match(
+        r"inputs\[1\]\.video_end: video .* refused: video_end=60 s is after the video's end", error_of(handler, late)
+    )
+    alone = {"inputs": [{"text": "a square", "video_start": 1}]}
+    assert error_of(handler, alone).startswith("inputs[0].video_start: video_start needs a video file or URL")
+
+
 def test_sentence_similarity_with_string_items(handler, model):
     scores = handler({"inputs": {"source_sentence": "hello", "sentences": ["hello", "goodbye"]}})
     expected = (model.encode(["hello"]) @ model.encode(["hello", "goodbye"]).T)[0]
@@ -231,7 +244,7 @@ BAD_REQUESTS = [
         "unknown item key",
         "default",
         lambda m, r: {"inputs": ["ok", {"text": "x", "caption": "y"}]},
-        "inputs[1].caption: unknown key (the keys are text, image, video)",
+        "inputs[1].caption: unknown key (the keys are text, image, video, video_start, video_end)",
     ),
     (
         "instruction inside an item",

@@ -1,5 +1,6 @@
 """Input kinds, controls and bad inputs of `model.encode` / `processor.prepare`."""
 
+import re
 import sys
 
 import numpy as np
@@ -142,6 +143,56 @@ def test_video_files_are_decoded_exactly_as_qwen_vl_utils_decodes_them(processor
         frames, fps = read_video(processor, str(path), options)
         assert frames.dtype == expected.dtype and frames.shape == expected.shape
         assert torch.equal(frames, expected) and fps == expected_fps
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"fps": 1.0, "max_frames": 8},
+        {"fps": 4.0, "max_frames": 16, "min_pixels": 3136, "max_pixels": 12544},
+        {"fps": 2.0},
+    ],
+)
+@pytest.mark.parametrize(
+    "span", [{"video_start": 1.2, "video_end": 4.9}, {"video_start": 0.0, "video_end": 2.0}, {"video_start": 3.3}]
+)
+def test_a_time_range_is_read_as_qwen_vl_utils_reads_it(processor, media, web_video, options, span):
+    """`video_start`/`video_end` pick qwen-vl-utils' frames (`calculate_video_frame_range`) and sampling rate."""
+    from qwen_vl_utils import fetch_video
+
+    for path in (web_video, media["long_video"]):  # 24 fps for 6 s, 8 fps for 10 s
+        expected, expected_fps = fetch_video({"video": str(path), **options, **span}, return_video_sample_fps=True)
+        frames, fps = read_video(processor, str(path), {**options, **span})
+        assert torch.equal(frames, expected) and fps == expected_fps
+        whole, _ = read_video(processor, str(path), options)
+        assert not torch.equal(frames, whole)  # the range was applied
+
+
+def test_bad_time_ranges_are_refused_naming_the_input_and_the_key(processor, media):
+    video = str(media["long_video"])  # 10 s at 8 fps
+    frames = [Image.fromarray(frame) for frame in moving_square(4)]
+    cases = [
+        ({"video": video, "video_start": -1.0}, "video_start", "video_start must be a finite number of seconds, at"),
+        ({"video": video, "video_end": float("inf")}, "video_end", "video_end must be a finite number of seconds"),
+        ({"video": video, "video_start": float("nan")}, "video_start", "got nan"),
+        ({"video": video, "video_start": "2"}, "video_start", "got '2'"),
+        ({"video": video, "video_start": 5, "video_end": 5}, "video_end", r"video_end \(5 s\) must be after video_st"),
+        (
+            {"video": video, "video_start": 10.0},
+            "video_start",
+            r"video_start=10 s is at or after the video's end \(10\.",
+        ),
+        ({"video": video, "video_end": 10.5}, "video_end", r"video_end=10.5 s is after the video's end \(10\.000 s\)"),
+        ({"video": video, "video_start": 4.0, "video_end": 4.1}, "video_end", "holds fewer than 2 frames at 8 fps"),
+        ({"text": "no video", "video_start": 1.0}, "video_start", "needs a video file or URL; the input has no video"),
+        ({"video": frames, "video_end": 1.0}, "video_end", "a list of frames has no timing"),
+    ]
+    for item, field, message in cases:
+        error = input_error(processor, ["fine", item])
+        assert error.position == 1 and error.field == field, item
+        assert re.match(rf"inputs\[1\]: .*{message}", str(error)), (str(error), message)
+    # a range ending within a frame of the end is the video's last frames (the duration is rounded to frames)
+    assert processor.prepare([{"video": video, "video_start": 8.0, "video_end": 10.1}])["video_grid_thw"].shape[0] == 1
 
 
 # (name, file, write_video arguments, whether the frames are decord's, as fetch_video gives them)

@@ -51,6 +51,18 @@ def test_encode_matches_stock_model(model, stock, cases, kind):
     assert F.cosine_similarity(embedding, reference).item() >= PARITY
 
 
+def test_a_time_range_matches_stock_model(model, stock, media):
+    """qwen-vl-utils' own `video_start`/`video_end`, in the reference's content element as in the input."""
+    spans = [{"video_start": 2.5, "video_end": 7.0}, {"video_start": 6.0}, {"video_end": 3.0}]
+    items = [{"video": media["long_video"], **span} for span in spans]
+    items.append({"text": "describe the motion", "video": media["long_video"], **spans[0]})
+    reference = stock_embeddings(*stock, items)
+    embeddings = model.encode([{**item, "video": str(item["video"])} for item in items], batch_size=len(items))
+    assert torch.all(F.cosine_similarity(embeddings, reference) >= PARITY)
+    whole = model.encode([str(media["long_video"])])
+    assert torch.all(F.cosine_similarity(embeddings[:3], whole) < BUG)  # each span is its own moment
+
+
 def test_mixed_batch_matches_stock_model_and_single_items(model, stock, cases):
     items = list(cases.values())
     reference = stock_embeddings(*stock, items)

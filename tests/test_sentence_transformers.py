@@ -54,6 +54,16 @@ def test_each_input_kind_matches_model_encode(st_model, model, inputs):
         assert cosine(st_model.encode([item]), model.encode([item])).item() >= PARITY
 
 
+def test_a_time_range_matches_model_encode(st_model, model, media):
+    items = [
+        {"video": str(media["long_video"]), "video_start": 2.5, "video_end": 7.0},
+        {"text": "describe the motion", "video": str(media["long_video"]), "video_start": 6.0},
+    ]
+    embeddings = st_model.encode(items)
+    assert torch.all(cosine(embeddings, model.encode(items)) >= PARITY)
+    assert cosine(embeddings[:1], model.encode([str(media["long_video"])])).item() < PARITY
+
+
 def test_mixed_batch_matches_model_encode_in_input_order(st_model, model, inputs):
     embeddings = st_model.encode(inputs, batch_size=3)
     assert isinstance(embeddings, np.ndarray) and embeddings.shape == (len(inputs), 64)

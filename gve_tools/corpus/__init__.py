@@ -7,11 +7,13 @@ Manifest: JSONL (one object a line) or Parquet, one row per item:
 
     {"id": "clip-0001", "video": "clips/0001.mp4", "text": "optional caption"}
     {"id": "img-7", "image": "https://example.org/7.jpg", "instruction": "optional system instruction"}
+    {"id": "talk-2@60", "video": "talks/2.mp4", "video_start": 60, "video_end": 90}
 
 `id` is required and unique (a string or an integer; written as a string). Each row has at least
 one of `text`, `image` and `video` (a path or an http(s) URL; relative paths are read from the
 manifest's folder); together they make one composed input. `instruction` replaces the system
-instruction for that row. Any other column is refused.
+instruction for that row; `video_start` and `video_end` (seconds) embed a part of its video. Any other column is
+refused.
 
 Pipeline (Ray Data): Ray Data reads the manifest, which is validated and cut into shards of
 `--shard-size` rows in manifest order. CPU tasks read, decode and preprocess each item with the

@@ -11,8 +11,9 @@ from typing import Any
 from gve_tools.corpus.cluster import root_message
 from gve_tools.errors import GVEToolsError
 
-MANIFEST_FIELDS = ("id", "text", "image", "video", "instruction")
 CONTENT_FIELDS = ("text", "image", "video")
+TIME_RANGE = ("video_start", "video_end")  # processing_gve.TIME_RANGE: a part of the row's video, in seconds
+MANIFEST_FIELDS = ("id", *CONTENT_FIELDS, "instruction", *TIME_RANGE)
 URL_PREFIXES = ("http://", "https://")
 
 
@@ -87,6 +88,8 @@ def validate_manifest(rows: Sequence[dict[str, Any]], source: str = "manifest", 
                 item[key] = _resolve(item[key], base)
         if not any(item[key] for key in CONTENT_FIELDS):
             problems.append(f"row {number}: no content; give at least one of 'text', 'image', 'video'")
+        elif problem := _time_range_problem(item):
+            problems.append(f"row {number}: field {problem[1]!r}: {problem[0]}")
         out.append(item)
     if not rows:
         problems.append("the manifest has no rows")
@@ -94,6 +97,15 @@ def validate_manifest(rows: Sequence[dict[str, Any]], source: str = "manifest", 
         shown = "\n  ".join(problems[:20]) + (f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else "")
         raise ManifestError(f"{source}: {len(problems)} problem(s):\n  {shown}")
     return out
+
+
+def _time_range_problem(item: dict[str, Any]) -> tuple[str, str] | None:
+    """The remote code's own check of a row's time range (values, a video to cut, order), before any embedding;
+    where the range meets the video is checked when it is read."""
+    from gve_tools.repo import remote_module
+
+    content = {key: item[key] for key in (*CONTENT_FIELDS, *TIME_RANGE) if item[key] is not None}
+    return remote_module("processing_gve").time_range_problem(content)
 
 
 def _resolve(source: str, base: Path) -> str:
@@ -105,8 +117,11 @@ def _resolve(source: str, base: Path) -> str:
 
 
 def shard_digest(rows: Sequence[dict[str, Any]]) -> str:
-    """A digest of a shard's rows (ids and content), to tell whether the manifest changed under it."""
+    """A digest of a shard's rows (ids and content), to tell whether the manifest changed under it.
+
+    A row without a time range digests as it did before ranges existed, so earlier outputs still resume."""
     digest = hashlib.sha256()
     for row in rows:
-        digest.update(json.dumps([row[key] for key in MANIFEST_FIELDS]).encode())
+        fields = MANIFEST_FIELDS if any(row.get(key) is not None for key in TIME_RANGE) else MANIFEST_FIELDS[:5]
+        digest.update(json.dumps([row.get(key) for key in fields]).encode())
     return digest.hexdigest()[:32]

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from gve_tools.corpus.cluster import causes
-from gve_tools.corpus.manifest import CONTENT_FIELDS
+from gve_tools.corpus.manifest import CONTENT_FIELDS, TIME_RANGE
 from gve_tools.errors import GVEToolsError
 from gve_tools.models import load_model
 
@@ -64,7 +64,7 @@ def _processor(checkpoint: str, revision: str | None):
 
 
 def _encode_input(row: dict[str, Any]) -> dict[str, Any]:
-    return {key: row[key] for key in (*CONTENT_FIELDS, "instruction") if row.get(key) is not None}
+    return {key: row[key] for key in (*CONTENT_FIELDS, "instruction", *TIME_RANGE) if row.get(key) is not None}
 
 
 def preprocess(

@@ -1,5 +1,8 @@
 """gve_tools.corpus.manifest: checking rows, naming every problem, and reading JSONL and Parquet with Ray Data."""
 
+import hashlib
+import json
+
 import pytest
 
 from gve_tools.corpus.manifest import ManifestError, read_manifest, shard_digest, validate_manifest
@@ -42,11 +45,50 @@ def test_rows_are_normalised_and_their_digest_follows_them(tmp_path):
     rows = validate_manifest(
         [{"id": 1, "text": "  ", "image": "a.png"}, {"id": "u", "video": "https://example.org/v.mp4"}], base=tmp_path
     )
-    assert rows[0] == {"id": "1", "text": None, "image": str(tmp_path / "a.png"), "video": None, "instruction": None}
+    assert rows[0] == {
+        "id": "1",
+        "text": None,
+        "image": str(tmp_path / "a.png"),
+        "video": None,
+        "instruction": None,
+        "video_start": None,
+        "video_end": None,
+    }
     assert rows[1]["video"] == "https://example.org/v.mp4"
     assert shard_digest(rows) == shard_digest([dict(row) for row in rows])
     assert shard_digest(rows) != shard_digest([{**rows[0], "text": "edited"}, rows[1]])
     assert shard_digest(rows) != shard_digest(rows[::-1])
+
+
+def test_time_ranges_are_checked_by_the_remote_codes_rule_and_digested_only_when_given():
+    rows = [
+        {"id": "whole", "video": "v.mp4"},
+        {"id": "part", "video": "v.mp4", "video_start": 2.5, "video_end": 7},
+        {"id": "reversed", "video": "v.mp4", "video_start": 5, "video_end": 1},
+        {"id": "negative", "video": "v.mp4", "video_start": -2},
+        {"id": "text", "text": "no video", "video_end": 3},
+        {"id": "string", "video": "v.mp4", "video_start": "12"},
+    ]
+    with pytest.raises(ManifestError) as error:
+        validate_manifest(rows, source="m.jsonl")
+    message = str(error.value)
+    assert message.startswith("m.jsonl: 4 problem(s):")
+    for expected in (
+        "row 3: field 'video_end': video_end (1 s) must be after video_start (5 s)",
+        "row 4: field 'video_start': video_start must be a finite number of seconds, at least 0, got -2",
+        "row 5: field 'video_end': video_end needs a video file or URL; the input has no video",
+        "row 6: field 'video_start': video_start must be a finite number of seconds, at least 0, got '12'",
+    ):
+        assert expected in message
+    whole, part = validate_manifest(rows[:2])
+    assert part["video_start"] == 2.5 and part["video_end"] == 7
+    # a row without a range digests as before ranges existed (earlier outputs still resume); a range counts
+    old_fields = ("id", "text", "image", "video", "instruction")
+    old_digest = hashlib.sha256(json.dumps([whole[key] for key in old_fields]).encode()).hexdigest()[:32]
+    assert shard_digest([whole]) == old_digest
+    assert (
+        shard_digest([part]) != shard_digest([{**part, "video_end": 8}]) != shard_digest([{**part, "video_end": None}])
+    )
 
 
 @pytest.mark.ray

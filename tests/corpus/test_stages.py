@@ -6,6 +6,7 @@ import pickle
 import numpy as np
 import pytest
 
+from gve_tools.corpus.manifest import MANIFEST_FIELDS
 from gve_tools.corpus.stages import Embedder, ItemError, find_item_error, preprocess
 from gve_tools.errors import GVEToolsError
 from tests.corpus.support import cosines
@@ -15,8 +16,7 @@ pa = pytest.importorskip("pyarrow")
 
 def batch(rows):
     """A stage's input: manifest rows with their 0-based `row` and their `shard`."""
-    columns = ("id", "text", "image", "video", "instruction")
-    table = {key: [row.get(key) for row in rows] for key in columns}
+    table = {key: [row.get(key) for row in rows] for key in MANIFEST_FIELDS}
     return pa.table({**table, "row": list(range(len(rows))), "shard": [0] * len(rows)})
 
 
@@ -48,6 +48,22 @@ def test_the_actor_names_bad_items_by_id_and_row(tiny_path, model, bad_batch):
     embedder.on_error = "raise"
     with pytest.raises(ItemError, match=r"^id 'missing' \(manifest row 2\): .*file not found"):
         embedder(bad_batch)
+
+
+@pytest.mark.slow
+def test_a_rows_time_range_reaches_the_model(tiny_path, model, media):
+    span = {"video_start": 2.5, "video_end": 7.0}
+    rows = [
+        {"id": "part", "video": str(media["long_video"]), **span},
+        {"id": "whole", "video": str(media["long_video"])},
+    ]
+    embedder = Embedder(str(tiny_path), None, "cpu", "float32", None, "raise", 4, 16384, 1)
+    vectors = [
+        np.frombuffer(value, np.float32).copy() for value in embedder(batch(rows)).column("embedding").to_pylist()
+    ]
+    expected = model.encode([{"video": str(media["long_video"]), **span}, str(media["long_video"])])
+    assert cosines(vectors[0], expected[0]) >= 0.9999 and cosines(vectors[1], expected[1]) >= 0.9999
+    assert cosines(vectors[0], expected[1]) < 0.9999
 
 
 def test_the_decoding_task_names_bad_items_by_id_and_row(tiny_path, bad_batch):
