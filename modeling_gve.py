@@ -8,6 +8,8 @@ when the checkpoint does not cover the whole backbone.
 """
 
 import math
+import queue
+import threading
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -381,6 +383,65 @@ class GVEModel(Qwen2_5_VLPreTrainedModel):
                     future.cancel()
                 progress.close()
 
+    @torch.inference_mode()
+    def encode_segments(
+        self,
+        video: str,
+        window: float | None = None,
+        stride: float | None = None,
+        instruction: str | None = None,
+        batch_size: int = 16,
+        show_progress_bar: bool | None = None,
+        *,
+        max_batch_tokens: int = 16384,
+        max_length: int | None = None,
+        limits: Any = None,
+        **controls: Any,
+    ) -> "VideoSegments":
+        """Embed a long video as consecutive time windows: one embedding per window, with its (start, end).
+
+        `window` (seconds, default `max_frames / fps`: the span GVE samples at its full rate) and `stride`
+        (default `window`) cut the video as `processing_gve.segment_spans` does; the last window ends at the
+        video's end. Each window's embedding is that of `{"video": video, "video_start": start, "video_end":
+        end}` embedded alone, but the video is read once and decoded in one pass, in a thread ahead of the
+        forward passes (`GVEProcessor.load_segments`), and memory holds a few windows at a time however long the
+        video. `instruction`, `batch_size`, `max_batch_tokens`, `max_length`, `limits` and the video controls
+        are `encode`'s.
+        """
+        from tqdm.auto import tqdm
+
+        processor = self.processor
+        max_length = processor.check_call(max_length, controls)
+        if max_batch_tokens < max_length:
+            raise ValueError(f"max_batch_tokens ({max_batch_tokens}) must be at least max_length ({max_length})")
+        items = processor.load_segments(
+            video, window, stride, instruction, limits=limits, max_length=max_length, **controls
+        )
+
+        def featurized() -> Iterator[Any]:
+            for item in items:
+                processor.featurize(item, max_length, release_media=True)
+                yield item
+
+        threads = torch.get_num_threads()
+        spans, embeddings, chunk = [], {}, []
+        progress = tqdm(desc="Embedding segments", unit="segment", disable=show_progress_bar is False)
+        try:
+            for item in _read_ahead(featurized(), 2 * batch_size):
+                chunk.append((len(spans), item))
+                spans.append(item.span)
+                if len(chunk) == 2 * batch_size:
+                    embeddings.update(
+                        self._embed_window(chunk, batch_size, max_batch_tokens, max_length, lambda: max(1, threads - 1))
+                    )
+                    progress.update(len(chunk))
+                    chunk = []
+            embeddings.update(self._embed_window(chunk, batch_size, max_batch_tokens, max_length, lambda: threads))
+            progress.update(len(chunk))
+        finally:
+            progress.close()
+        return VideoSegments(spans, torch.stack([embeddings[index] for index in range(len(spans))]))
+
     def _embed_window(
         self, loaded: list, batch_size: int, max_batch_tokens: int, max_length: int, threads: Callable[[], int]
     ):
@@ -416,6 +477,60 @@ class EncodeResult:
     embeddings: torch.Tensor  # [len(indices), D], the inputs that could be embedded
     indices: list[int]  # the input position of each row
     errors: dict[int, str]  # input position -> why it could not be embedded
+
+
+@dataclass
+class VideoSegments:
+    """What `encode_segments` returns: the windows' time spans and their embeddings, in order."""
+
+    spans: list[tuple[float, float]]  # (start, end) in seconds
+    embeddings: torch.Tensor  # [len(spans), D], L2-normalised
+
+    def best(self, query: torch.Tensor) -> tuple[tuple[float, float], float]:
+        """The span whose embedding is closest to `query` (a [D] embedding), with its cosine: the video's score
+        for that query is its best segment's."""
+        scores = self.embeddings @ query.to(self.embeddings.dtype)
+        top = int(scores.argmax())
+        return self.spans[top], float(scores[top])
+
+
+def _read_ahead(items: Iterator[Any], size: int) -> Iterator[Any]:
+    """`items`, produced by a thread of their own up to `size` ahead of the consumer, so that reading them (a
+    video's decoding) overlaps what the consumer does (forward passes). An error in the thread is raised to the
+    consumer; a consumer that stops early stops the thread, which closes `items`."""
+    ahead: queue.Queue = queue.Queue(maxsize=size)
+    stop, done = threading.Event(), object()
+
+    def put(value: Any) -> bool:
+        while not stop.is_set():
+            try:
+                ahead.put(value, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+            put(done)
+        except BaseException as error:  # handed to the consumer, which raises it
+            put(error)
+        finally:
+            items.close()
+
+    thread = threading.Thread(target=produce, name="gve-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while (item := ahead.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 # The fixed cost of one forward pass, counted in padded tokens: `_cut_batches` starts another batch

@@ -29,6 +29,7 @@ import functools
 import http.client
 import importlib
 import ipaddress
+import itertools
 import math
 import os
 import re
@@ -308,6 +309,7 @@ class GVEItem:
     video_fps: list[float] = field(default_factory=list)
     features: BatchFeature | None = None  # its own model inputs, once `GVEProcessor.featurize` has run
     features_max_length: int | None = None
+    span: tuple[float, float] | None = None  # a segment's (start, end) in seconds (`GVEProcessor.load_segments`)
 
     def as_vllm_request(self) -> dict[str, Any]:
         """This input as a vLLM offline `LLM.embed` request, carrying exactly GVE's model inputs.
@@ -682,20 +684,101 @@ class GVEProcessor(Qwen2_5_VLProcessor):
             explain = functools.partial(self._video_failure, path)
             with _reading(source, "video", explain):
                 plan = plan_video(element, budget.limits)
-                if not all(plan.size):  # qwen-vl-utils' sizing gives 0 when max_pixels is small for the aspect
-                    shortest = math.ceil(PATCH_PIXELS * max(plan.width, plan.height) / min(plan.width, plan.height))
-                    raise MediaError(
-                        f"frames of {plan.width}x{plan.height} would be resized to {plan.size[1]}x{plan.size[0]} "
-                        f"(max_pixels={options.get('max_pixels')}); raise max_pixels to at least {shortest}"
-                    )
-                tokens = self._video_tokens(plan)
-                if tokens > max_length:
-                    raise MediaError(
-                        f"{len(plan.indices)} frames of {plan.size[1]}x{plan.size[0]} take {tokens} tokens, more than "
-                        f"max_length={max_length}; raise max_length, or lower fps, max_frames or max_pixels"
-                    )
+                self._check_plan(plan, max_length)
                 budget.spend(plan.work)
                 return read_video(plan)
+
+    def _check_plan(self, plan: "VideoPlan", max_length: int) -> None:
+        """Refuse a planned video whose frames would be sized to nothing, or whose tokens exceed `max_length`."""
+        if not all(plan.size):  # qwen-vl-utils' sizing gives 0 when max_pixels is small for the aspect
+            shortest = math.ceil(PATCH_PIXELS * max(plan.width, plan.height) / min(plan.width, plan.height))
+            raise MediaError(
+                f"frames of {plan.width}x{plan.height} would be resized to {plan.size[1]}x{plan.size[0]} "
+                f"(max_pixels={plan.element.get('max_pixels')}); raise max_pixels to at least {shortest}"
+            )
+        tokens = self._video_tokens(plan)
+        if tokens > max_length:
+            raise MediaError(
+                f"{len(plan.indices)} frames of {plan.size[1]}x{plan.size[0]} take {tokens} tokens, more than "
+                f"max_length={max_length}; raise max_length, or lower fps, max_frames or max_pixels"
+            )
+
+    def load_segments(
+        self,
+        video: str,
+        window: float | None = None,
+        stride: float | None = None,
+        instruction: str | None = None,
+        *,
+        label: str = "video",
+        limits: "MediaLimits | Mapping[str, Any] | None" = None,
+        max_length: int | None = None,
+        **options,
+    ) -> Iterator[GVEItem]:
+        """Read a video file or URL once, as consecutive time windows; yields one loaded input per window, in order.
+
+        Window k spans [k·stride, k·stride + window) seconds while that ends before the video does, and a last
+        window ends at the video's end (`segment_spans`); `window` defaults to `max_frames / fps` (the span GVE
+        samples at its full rate), `stride` to `window`. Each window's frames are those of the input
+        `{"video": video, "video_start": start, "video_end": end}` (qwen-vl-utils' rule), so its embedding is that
+        input's; each item's `span` is its (start, end). The video is downloaded and its stream read once, and its
+        frames decoded in one pass: a decoded frame is resized for the windows that sample it, then dropped, and a
+        window is yielded as soon as its last frame is read, so memory holds a few windows' frames at most,
+        however long the video. Decoding work is charged to the limits window by window, each its share of the
+        pass. The window and stride checks raise at the call; the video's, as the items are read.
+
+        Raises:
+            ValueError: a bad window, stride or control.
+            GVEInputError: the video cannot be read, or a window cannot be embedded (named by its span).
+        """
+        max_length = self.check_call(max_length, options)
+        budget = self.decode_budget(limits)
+        chosen = {**self.embedding_config.video_options(), **_pick(options, VIDEO_OPTIONS)}
+        window = chosen["max_frames"] / chosen["fps"] if window is None else window
+        stride = window if stride is None else stride
+        for key, value in (("window", window), ("stride", stride)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+                raise ValueError(f"{key} must be a finite number of seconds above 0, got {_show(value)}")
+        if stride > window:
+            raise ValueError(f"stride ({stride:g} s) must be at most window ({window:g} s): a longer one skips parts")
+        if not isinstance(video, str):
+            raise GVEInputError(label, "segments need a video file or URL", position=0, field="video")
+        if instruction is None:
+            instruction = self.embedding_config.default_instruction
+        elif self._clip_text(instruction, max_length) != instruction:
+            raise ValueError(f"the instruction alone is longer than max_length={max_length} tokens")
+        prompt = self.apply_chat_template(
+            [{"role": "system", "content": instruction}, {"role": "user", "content": [{"type": "video"}]}],
+            chat_template=self.embedding_chat_template,
+        )
+        return self._segments(video, float(window), float(stride), chosen, prompt, label, budget, max_length)
+
+    def _segments(
+        self, video: str, window: float, stride: float, options: dict, prompt: str, label: str, budget, max_length: int
+    ) -> Iterator[GVEItem]:
+        """The windows of `load_segments`, decoded in one pass (`_read_windows`)."""
+        with contextlib.ExitStack() as stack:
+            try:
+                path = stack.enter_context(_local_media(video, "video", budget.limits))
+                with _reading(video, "video", functools.partial(self._video_failure, path)):
+                    probe = probe_video(path, budget.limits)
+                    spans = segment_spans(probe.duration, window, stride)
+                    plans = []
+                    for start, end in spans:
+                        element = {"video": path, **options, "video_start": start, "video_end": end}
+                        plans.append(plan_video(element, budget.limits, probe))
+                        self._check_plan(plans[-1], max_length)
+                    for (start, end), (frames, fps) in zip(spans, _read_windows(plans, budget), strict=True):
+                        yield GVEItem(
+                            f"{label} [{start:g} s, {end:g} s]",
+                            prompt,
+                            0,
+                            videos=[frames],
+                            video_fps=[fps],
+                            span=(start, end),
+                        )
+            except MediaError as error:
+                raise GVEInputError(label, str(error), position=0, field=error.field or "video") from error.__cause__
 
     def _video_tokens(self, plan: "VideoPlan") -> int:
         """The vision tokens of a planned video: its frames in temporal patches, each in merged patches."""
@@ -994,17 +1077,33 @@ class VideoPlan:
         return (self.decoded + (SAMPLED_FRAME_COST - 1) * len(self.indices)) * self.width * self.height
 
 
-def plan_video(element: dict, limits: MediaLimits) -> VideoPlan:
-    """Read a video file's stream header and packet index, and plan its sampling without decoding a frame.
+@dataclass
+class VideoProbe:
+    """A video file's stream, as read without decoding a frame: what every plan of it starts from."""
 
-    The frame count, rate and sampled frames are qwen-vl-utils' (decord's count and average rate when its
-    reader is decord); the packets' timestamps and keyframe flags come from PyAV's demuxer, which decodes
-    nothing. Without keyframes (another reader), the work counts every frame from the start. Raises
-    `MediaError` when the frames are larger than `max_video_frame_pixels` (before anything but the header is
-    read); errors of the readers (an unreadable file, too few frames) propagate.
+    width: int  # of a decoded frame, from the stream header
+    height: int
+    frames: int  # the frame count and rate qwen-vl-utils samples with (decord's, when its reader is decord)
+    rate: float
+    decoder: str  # "pyav" or "qwen-vl-utils" (see `read_video`)
+    timestamps: list[int] = field(default_factory=list)  # each frame's pts, in presentation order (PyAV)
+    keyframes: list[int] = field(default_factory=list)  # indices of the keyframes, in presentation order
+
+    @property
+    def duration(self) -> float:
+        """Seconds, as qwen-vl-utils counts them for a time range: frames / rate."""
+        return self.frames / self.rate
+
+
+def probe_video(path: str, limits: MediaLimits) -> VideoProbe:
+    """Read a video file's stream header and packet index, without decoding a frame.
+
+    The frame count and rate are qwen-vl-utils' (decord's count and average rate when its reader is decord); the
+    packets' timestamps and keyframe flags come from PyAV's demuxer, which decodes nothing. Raises `MediaError`
+    when the frames are larger than `max_video_frame_pixels` (before anything but the header is read); errors of
+    the readers (an unreadable file) propagate.
     """
     vision = _optional_import("qwen_vl_utils", "qwen-vl-utils").vision_process
-    path = element["video"]
     with _optional_import("av", "av").open(path) as container:
         if not container.streams.video:
             raise ValueError("the file has no video stream")
@@ -1020,23 +1119,44 @@ def plan_video(element: dict, limits: MediaLimits) -> VideoPlan:
         packets = (
             [(packet.pts, packet.is_keyframe) for packet in container.demux(stream) if packet.size] if decord else []
         )
-    plan = VideoPlan(element, width, height, [], 0, 0.0, "pyav" if decord else "qwen-vl-utils")
+    probe = VideoProbe(width, height, frames, rate, "pyav" if decord else "qwen-vl-utils")
     if decord:
         if any(pts is None for pts, _ in packets):
             raise ValueError("its packets carry no timestamps")
-        plan.timestamps = sorted(pts for pts, _ in packets)
+        probe.timestamps = sorted(pts for pts, _ in packets)
         keys = sorted(pts for pts, key in packets if key)
-        plan.keyframes = [bisect.bisect_left(plan.timestamps, pts) for pts in keys]
+        probe.keyframes = [bisect.bisect_left(probe.timestamps, pts) for pts in keys]
         # decord's average rate picks the frames qwen-vl-utils would (it is the header's, as PyAV reads it, but older
         # FFmpeg can differ on odd files); its frame count is the packets' count
-        rate, frames = _optional_import("decord", "decord").VideoReader(path, num_threads=1).get_avg_fps(), len(packets)
-    _check_time_range(element, frames, rate)
-    start, end, total = vision.calculate_video_frame_range(element, frames, rate)
-    count = vision.smart_nframes(element, total_frames=total, video_fps=rate)
-    plan.indices = torch.linspace(start, end, count).round().long().tolist()
-    plan.decoded = _decoded_frames(plan.indices, plan.keyframes)
-    plan.sample_fps = count / max(total, 1e-6) * rate
-    return plan
+        probe.rate = _optional_import("decord", "decord").VideoReader(path, num_threads=1).get_avg_fps()
+        probe.frames = len(packets)
+    return probe
+
+
+def plan_video(element: dict, limits: MediaLimits, probe: VideoProbe | None = None) -> VideoPlan:
+    """Plan the sampling of a video file (`element`: a local path, the sampling controls and any time range)
+    without decoding a frame: qwen-vl-utils' frame range, count and indices on `probe` (read when not given).
+
+    Without keyframes (another reader), the work counts every frame from the start. Raises `MediaError` for a
+    time range the video cannot hold; errors of the readers (too few frames) propagate.
+    """
+    vision = _optional_import("qwen_vl_utils", "qwen-vl-utils").vision_process
+    probe = probe or probe_video(element["video"], limits)
+    _check_time_range(element, probe.frames, probe.rate)
+    start, end, total = vision.calculate_video_frame_range(element, probe.frames, probe.rate)
+    count = vision.smart_nframes(element, total_frames=total, video_fps=probe.rate)
+    indices = torch.linspace(start, end, count).round().long().tolist()
+    return VideoPlan(
+        element,
+        probe.width,
+        probe.height,
+        indices,
+        _decoded_frames(indices, probe.keyframes),
+        count / max(total, 1e-6) * probe.rate,
+        probe.decoder,
+        probe.timestamps,
+        probe.keyframes,
+    )
 
 
 def _decoded_frames(indices: Sequence[int], keyframes: Sequence[int]) -> int:
@@ -1046,13 +1166,78 @@ def _decoded_frames(indices: Sequence[int], keyframes: Sequence[int]) -> int:
     there; any other from the keyframe before it (`_pyav_frames` does so; decord too, measured, and it seeks
     again for a repeated frame). Without keyframes, everything is decoded from the start.
     """
+    return sum(_decode_steps(indices, keyframes))
+
+
+def _decode_steps(indices: Sequence[int], keyframes: Sequence[int]) -> list[int]:
+    """The frames decoded to reach each of `indices`, in order (see `_decoded_frames`)."""
     keyframes = sorted(keyframes) or [0]
-    position, decoded = -1, 0
+    position, steps = -1, []
     for index in indices:
         key = keyframes[max(bisect.bisect_right(keyframes, index) - 1, 0)]
-        decoded += index - position if key <= position < index else index - key + 1
+        steps.append(index - position if key <= position < index else index - key + 1)
         position = index
-    return decoded
+    return steps
+
+
+def segment_spans(duration: float, window: float, stride: float) -> list[tuple[float, float]]:
+    """The time windows (start, end) in seconds that cover a video of `duration` seconds.
+
+    [k·stride, k·stride + window) while that ends before the video does, then one window that ends at the
+    video's end; a video no longer than a window is one span, the whole video.
+    """
+    if duration <= window:
+        return [(0.0, duration)]
+    spans = []
+    while len(spans) * stride + window < duration:
+        start = round(len(spans) * stride, 6)
+        spans.append((start, round(start + window, 6)))
+    return [*spans, (round(duration - window, 6), duration)]
+
+
+def _read_windows(plans: Sequence[VideoPlan], budget: DecodeBudget) -> Iterator[tuple[torch.Tensor, float]]:
+    """Each planned window's frames and rate, as `read_video` gives them, decoding the video in one pass.
+
+    The windows' frames are decoded once, in order (`_pyav_frames` over their union); each decoded frame is
+    resized to the size of each window that samples it, in worker threads (an antialiased resize costs more than
+    decoding a frame), and dropped; a window is yielded when its last frame is resized. Each window is charged,
+    before its frames are decoded, the decoding its frames add to the pass. With a reader other than decord,
+    each window is read with `read_video`.
+    """
+    if plans[0].decoder != "pyav":
+        for plan in plans:
+            budget.spend(plan.work)
+            yield read_video(plan)
+        return
+    first = plans[0]
+    union = sorted({index for plan in plans for index in plan.indices})
+    decoded = [0, *itertools.accumulate(_decode_steps(union, first.keyframes))]  # before each frame of the pass
+    charged = 0  # frames of the pass whose decoding was charged
+    pixels = first.width * first.height
+    waiting = {index: [] for index in union}  # for each frame to come, the windows that sample it
+    for number, plan in enumerate(plans):
+        for index in plan.indices:
+            waiting[index].append(number)
+    resized: dict[int, list] = {number: [] for number in range(len(plans))}  # each window's frames, as futures
+    position, frames = iter(union), _pyav_frames(dataclasses.replace(first, indices=union))
+    in_flight: list = []  # resizes not known to be done: each holds a full-size frame, so a few at most
+    with contextlib.closing(frames), worker_pool() as pool:
+        for number, plan in enumerate(plans):
+            through = bisect.bisect_right(union, plan.indices[-1])
+            work = decoded[max(through, charged)] - decoded[charged]
+            budget.spend((work + (SAMPLED_FRAME_COST - 1) * len(plan.indices)) * pixels)
+            charged = max(charged, through)
+            while len(resized[number]) < len(plan.indices):
+                index, frame = next(position), next(frames)
+                for owner in waiting.pop(index):
+                    count = len(plans[owner].indices)
+                    size = _frame_size(plans[owner].element, frame.shape[0], frame.shape[1], count)
+                    resized[owner].append(pool.submit(_resize_frame, frame, size))
+                    in_flight.append(resized[owner][-1])
+                del frame
+                while len(in_flight) > 2 * worker_count():
+                    in_flight.pop(0).result()
+            yield torch.cat([future.result() for future in resized.pop(number)]).float(), plan.sample_fps
 
 
 def read_video(plan: VideoPlan) -> tuple[torch.Tensor, float]:

@@ -1,5 +1,7 @@
 """Synthetic images and videos whose content is known, for the tests, the demo and the benchmarks."""
 
+import itertools
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -42,21 +44,38 @@ def moving_square(
     return out
 
 
+def events(
+    seconds: float, fps: int = 8, width: int = 96, height: int = 64, event_seconds: float = 6.0
+) -> Iterator[np.ndarray]:
+    """Frames of a long video made of events: a square of one colour crossing the picture in one direction, then
+    the next colour and direction, every `event_seconds`; generated as they are written, whatever the length."""
+    per_event = max(2, round(event_seconds * fps))
+    total = round(seconds * fps)
+    plan = [(colour, direction) for colour in COLOURS for direction in ("right", "left", "up", "down")]
+    for start in range(0, total, per_event):
+        colour, direction = plan[(start // per_event) % len(plan)]
+        yield from moving_square(per_event, width, height, colour, direction)[: total - start]
+
+
 def write_video(
     path: str | Path,
-    frames: list[np.ndarray],
+    frames: Iterable[np.ndarray],
     fps: float = 8.0,
     codec: str | None = None,
     pix_fmt: str = "yuv420p",
     options: dict[str, str] | None = None,
 ) -> Path:
-    """Encode frames (HxWx3 uint8, even sizes) with PyAV: H.264 (else MPEG-4) in mp4 by default, or `codec`,
-    `pix_fmt` and encoder `options` in the container the file's extension names."""
+    """Encode frames (HxWx3 uint8, even sizes; any iterable, a generator included, so that a long video never
+    sits in memory) with PyAV: H.264 (else MPEG-4) in mp4 by default, or `codec`, `pix_fmt` and encoder `options`
+    in the container the file's extension names."""
     import av
 
     path = Path(path)
     codec = codec or ("libx264" if "libx264" in av.codecs_available else "mpeg4")
-    height, width = frames[0].shape[:2]
+    frames = iter(frames)
+    first = next(frames)
+    frames = itertools.chain([first], frames)
+    height, width = first.shape[:2]
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=int(round(fps)))
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt

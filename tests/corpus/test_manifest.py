@@ -97,14 +97,20 @@ def test_read_manifest_jsonl_and_parquet(ray_local, tmp_path):
     pa = pytest.importorskip("pyarrow")
     pq = pytest.importorskip("pyarrow.parquet")
 
-    rows = [{"id": "a", "text": "one"}, {"id": "b", "video": "clips/b.mp4", "instruction": "Describe."}]
-    empty = {"text": None, "image": None, "video": None, "instruction": None}
+    rows = [
+        {"id": "a", "text": "one"},
+        {"id": "b", "video": "clips/b.mp4", "instruction": "Describe."},
+        {"id": "c", "video": "clips/b.mp4", "video_start": 1.5, "video_end": 4.0},
+    ]
+    empty = {"text": None, "image": None, "video": None, "instruction": None, "video_start": None, "video_end": None}
     expected = [
         {**empty, "id": "a", "text": "one"},
         {**empty, "id": "b", "video": str(tmp_path / "clips" / "b.mp4"), "instruction": "Describe."},
+        {**empty, "id": "c", "video": str(tmp_path / "clips" / "b.mp4"), "video_start": 1.5, "video_end": 4.0},
     ]
     assert read_manifest(write_manifest(tmp_path / "m.jsonl", rows)) == expected
-    columns = {key: [row.get(key) for row in rows] for key in ("id", "text", "video", "instruction")}
+    names = ("id", "text", "video", "instruction", "video_start", "video_end")
+    columns = {key: [row.get(key) for row in rows] for key in names}
     pq.write_table(pa.table(columns), tmp_path / "m.parquet")
     assert read_manifest(tmp_path / "m.parquet") == expected
 
