@@ -592,4 +592,4 @@ def _is_image(value: Any) -> bool:
     return isinstance(value, Image.Image)
 
 
-__all__ = ["GVEModel", "EncodeResult", "GVEVisionAttention", "GVEVisionPatchEmbed"]
+__all__ = ["GVEModel", "EncodeResult", "VideoSegments", "GVEVisionAttention", "GVEVisionPatchEmbed"]

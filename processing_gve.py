@@ -729,7 +729,8 @@ class GVEProcessor(Qwen2_5_VLProcessor):
 
         Raises:
             ValueError: a bad window, stride or control.
-            GVEInputError: the video cannot be read, or a window cannot be embedded (named by its span).
+            GVEInputError: named by `label`, when the video cannot be read or a window cannot be embedded (its
+                frames would exceed `max_length` or the decoding limits).
         """
         max_length = self.check_call(max_length, options)
         budget = self.decode_budget(limits)
