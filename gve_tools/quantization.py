@@ -18,11 +18,12 @@ the conversion's transient float tensors.
 """
 
 import math
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from gve_tools.errors import GVEToolsError
+
+if TYPE_CHECKING:  # torch is imported where it is used: the commands import this module for its names alone
+    import torch
 
 WEIGHT_SETTINGS = ("float", "int8", "int4")
 
@@ -57,6 +58,8 @@ def check_setting(setting: str) -> str:
 
 
 def _device_type(device: str) -> str:
+    import torch
+
     try:
         return torch.device(device).type
     except RuntimeError as error:
@@ -94,6 +97,7 @@ def quantization_config(setting: str, device: str = "cpu") -> Any | None:
 def _bitsandbytes_config(setting: str, kind: str, skip: list[str]) -> Any:
     """bitsandbytes' config: LLM.int8, or NF4 computing in bf16 on a GPU and in float32 on a CPU (where bf16
     matrix products are slow without AMX)."""
+    import torch
     from transformers import BitsAndBytesConfig
     from transformers.utils import is_bitsandbytes_available
 
@@ -166,13 +170,14 @@ def _quantized_bytes(setting: str, device: str, out_features: int, in_features: 
     return math.ceil(count / 2) + blocks + 4 * math.ceil(blocks / BNB_NESTED_BLOCK)
 
 
-def parameter_groups(model: torch.nn.Module) -> dict[str, Any]:
+def parameter_groups(model: "torch.nn.Module") -> dict[str, Any]:
     """A GVEModel's parameters by group, as the quantizers see them.
 
     `vision_tower` (never quantized), `linear_weights` (the language model's Linear weights, the only ones
     quantized; also listed as `linear_shapes`, (out, in) each), `embeddings` (the token embeddings) and
     `norms_and_biases` (the rest of the language model). Tied parameters count once.
     """
+    import torch
     from transformers.quantizers.quantizers_utils import should_convert_module
 
     quantized = {
@@ -194,17 +199,20 @@ def parameter_groups(model: torch.nn.Module) -> dict[str, Any]:
     return {**groups, "total": sum(groups.values()), "linear_shapes": [tuple(shape) for shape in quantized.values()]}
 
 
-def weight_memory(config: Any, dtype: torch.dtype = torch.bfloat16) -> dict[str, Any]:
+def weight_memory(config: Any, dtype: "torch.dtype | None" = None) -> dict[str, Any]:
     """Bytes of a GVEModel's weights under each weight setting and backend, counted on the meta device.
 
-    Unquantized parameters take `dtype`'s size; each quantized Linear weight takes what its backend stores (see
-    `_quantized_bytes`). Not counted: activations, the KV cache, the processor, and the backends' few constant
-    bytes per layer (bitsandbytes' NF4 code books, under 1.1 KB a layer). Returns a dict a results file can hold:
-    `parameters` (`parameter_groups` without the shapes) and `weights`, one entry per (setting, device) with its
-    `backend`, `bytes` and `gib`.
+    Unquantized parameters take `dtype`'s size (default bfloat16); each quantized Linear weight takes what its
+    backend stores (see `_quantized_bytes`). Not counted: activations, the KV cache, the processor, and the
+    backends' few constant bytes per layer (bitsandbytes' NF4 code books, under 1.1 KB a layer). Returns a dict
+    a results file can hold: `parameters` (`parameter_groups` without the shapes) and `weights`, one entry per
+    (setting, device) with its `backend`, `bytes` and `gib`.
     """
+    import torch
+
     from gve_tools.repo import remote_class
 
+    dtype = dtype or torch.bfloat16
     with torch.device("meta"):
         model = remote_class("modeling_gve.GVEModel")(config)
     groups = parameter_groups(model)
@@ -222,6 +230,6 @@ def weight_memory(config: Any, dtype: torch.dtype = torch.bfloat16) -> dict[str,
     return {"parameters": groups, "quantized_linear_layers": len(shapes), "weights": rows}
 
 
-def backbone_memory(dtype: torch.dtype = torch.bfloat16) -> dict[str, dict[str, Any]]:
+def backbone_memory(dtype: "torch.dtype | None" = None) -> dict[str, dict[str, Any]]:
     """`weight_memory` of every backbone in BACKBONES, by name."""
     return {name: weight_memory(backbone_config(name), dtype) for name in BACKBONES}

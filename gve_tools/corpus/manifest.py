@@ -1,10 +1,11 @@
 """A corpus manifest (the format is in the package docstring): reading it with Ray Data, checking every row, and
 the digest that ties a finished shard to the manifest rows it holds."""
 
+import functools
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -101,11 +102,19 @@ def validate_manifest(rows: Sequence[dict[str, Any]], source: str = "manifest", 
 
 def _time_range_problem(item: dict[str, Any]) -> tuple[str, str] | None:
     """The remote code's own check of a row's time range (values, a video to cut, order), before any embedding;
-    where the range meets the video is checked when it is read."""
+    where the range meets the video is checked when it is read. A row without a range has nothing to check."""
+    if all(item[key] is None for key in TIME_RANGE):
+        return None
+    content = {key: item[key] for key in (*CONTENT_FIELDS, *TIME_RANGE) if item[key] is not None}
+    return _remote_time_range_check()(content)
+
+
+@functools.cache
+def _remote_time_range_check() -> Callable[[dict], tuple[str, str] | None]:
+    """`processing_gve.time_range_problem`, looked up once: transformers re-checks the remote files at each lookup."""
     from gve_tools.repo import remote_module
 
-    content = {key: item[key] for key in (*CONTENT_FIELDS, *TIME_RANGE) if item[key] is not None}
-    return remote_module("processing_gve").time_range_problem(content)
+    return remote_module("processing_gve").time_range_problem
 
 
 def _resolve(source: str, base: Path) -> str:
