@@ -23,6 +23,7 @@ every `import` statement in the file as required, does not ask for them.
 import base64
 import binascii
 import bisect
+import collections
 import contextlib
 import dataclasses
 import functools
@@ -563,11 +564,10 @@ class GVEProcessor(Qwen2_5_VLProcessor):
                     f"{prefix}min_pixels ({chosen['min_pixels']}) exceeds {prefix}max_pixels ({chosen['max_pixels']})",
                     f"{prefix}min_pixels",
                 )
-        instruction = content.get("instruction", instruction)
-        if instruction is None:
-            instruction = config.default_instruction
-        elif self._clip_text(instruction, max_length) != instruction:
-            raise fail(f"the instruction alone is longer than max_length={max_length} tokens", "instruction")
+        try:
+            instruction = self._instruction(content.get("instruction", instruction), max_length)
+        except ValueError as error:
+            raise fail(str(error), "instruction") from None
 
         loaded = GVEItem(label=label, prompt="", position=position)
         parts = []
@@ -588,9 +588,21 @@ class GVEProcessor(Qwen2_5_VLProcessor):
             raise fail(str(error), "image") from error.__cause__
         if "text" in content:
             parts.append({"type": "text", "text": self._clip_text(content["text"], max_length)})
-        conversation = [{"role": "system", "content": instruction}, {"role": "user", "content": parts}]
-        loaded.prompt = self.apply_chat_template(conversation, chat_template=self.embedding_chat_template)
+        loaded.prompt = self._prompt(instruction, parts)
         return loaded
+
+    def _instruction(self, instruction: str | None, max_length: int) -> str:
+        """`instruction`, or the checkpoint's default when None; `ValueError` when it alone exceeds `max_length`."""
+        if instruction is None:
+            return self.embedding_config.default_instruction
+        if self._clip_text(instruction, max_length) != instruction:
+            raise ValueError(f"the instruction alone is longer than max_length={max_length} tokens")
+        return instruction
+
+    def _prompt(self, instruction: str, parts: list[dict]) -> str:
+        """The embedding prompt of one input's content `parts` under `instruction`, ending with the pooling token."""
+        conversation = [{"role": "system", "content": instruction}, {"role": "user", "content": parts}]
+        return self.apply_chat_template(conversation, chat_template=self.embedding_chat_template)
 
     def _clip_text(self, text: str, max_length: int) -> str:
         """The part of a text that can reach a prompt of `max_length` tokens, found without tokenizing the rest.
@@ -744,14 +756,7 @@ class GVEProcessor(Qwen2_5_VLProcessor):
             raise ValueError(f"stride ({stride:g} s) must be at most window ({window:g} s): a longer one skips parts")
         if not isinstance(video, str):
             raise GVEInputError(label, "segments need a video file or URL", position=0, field="video")
-        if instruction is None:
-            instruction = self.embedding_config.default_instruction
-        elif self._clip_text(instruction, max_length) != instruction:
-            raise ValueError(f"the instruction alone is longer than max_length={max_length} tokens")
-        prompt = self.apply_chat_template(
-            [{"role": "system", "content": instruction}, {"role": "user", "content": [{"type": "video"}]}],
-            chat_template=self.embedding_chat_template,
-        )
+        prompt = self._prompt(self._instruction(instruction, max_length), [{"type": "video"}])
         return self._segments(video, float(window), float(stride), chosen, prompt, label, budget, max_length)
 
     def _segments(
@@ -1221,7 +1226,8 @@ def _read_windows(plans: Sequence[VideoPlan], budget: DecodeBudget) -> Iterator[
             waiting[index].append(number)
     resized: dict[int, list] = {number: [] for number in range(len(plans))}  # each window's frames, as futures
     position, frames = iter(union), _pyav_frames(dataclasses.replace(first, indices=union))
-    in_flight: list = []  # resizes not known to be done: each holds a full-size frame, so a few at most
+    # resizes not known to be done: each holds a full-size frame, so a few at most
+    in_flight: collections.deque = collections.deque()
     with contextlib.closing(frames), worker_pool() as pool:
         for number, plan in enumerate(plans):
             through = bisect.bisect_right(union, plan.indices[-1])
@@ -1237,7 +1243,7 @@ def _read_windows(plans: Sequence[VideoPlan], budget: DecodeBudget) -> Iterator[
                     in_flight.append(resized[owner][-1])
                 del frame
                 while len(in_flight) > 2 * worker_count():
-                    in_flight.pop(0).result()
+                    in_flight.popleft().result()
             yield torch.cat([future.result() for future in resized.pop(number)]).float(), plan.sample_fps
 
 

@@ -191,9 +191,9 @@ def search(
         full = truncate(queries, None)
         for row, found in enumerate(positions):
             kept = found[found >= 0]
-            exact = np.asarray(float_corpus[np.sort(kept)], dtype=np.float32) @ full[row]
-            exact = dict(zip(np.sort(kept).tolist(), exact.tolist(), strict=True))
-            reranked = sorted(kept.tolist(), key=lambda position: -exact[position])
-            positions[row, : len(reranked)] = reranked
-            scores[row, : len(reranked)] = [exact[position] for position in reranked]
+            rows = np.sort(kept)  # a memory map reads sorted rows front to back
+            exact = (np.asarray(float_corpus[rows], dtype=np.float32) @ full[row])[np.searchsorted(rows, kept)]
+            order = np.argsort(-exact, kind="stable")  # equal float scores keep the compact order
+            positions[row, : len(kept)] = kept[order]
+            scores[row, : len(kept)] = exact[order]
     return scores[:, :k], positions[:, :k]

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from gve_tools.errors import GVEToolsError
-from gve_tools.evaluation.cache import DEFAULT_CACHE_DIR
+from gve_tools.evaluation.cache import DEFAULT_CACHE_DIR, load_config
 from gve_tools.quantization import WEIGHT_SETTINGS
 from gve_tools.repo import ROOT
 from gve_tools.vectors import VectorFormat
@@ -74,7 +74,8 @@ def measure_retrieval(
         return evaluate(benchmark, model, device=device, cache_dir=cache_dir, output=None, report=False, **options)
 
     reference_details = run()
-    dimension = _embedding_dimension(reference_details)
+    model_info = reference_details["model"]
+    dimension = load_config(model_info["model"], model_info["revision"]).text_config.hidden_size  # the embedding's
     reference = retrieval_row("float32", "vectors", reference_details, None)
     rows = [reference]
     for fmt in vector_settings(dimension)[1:]:
@@ -141,15 +142,6 @@ def machine() -> dict[str, Any]:
         "torch": torch.__version__,
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
-
-
-def _embedding_dimension(details: dict[str, Any]) -> int:
-    """The checkpoint's embedding dimension, from its config (the text model's hidden size)."""
-    from transformers import AutoConfig
-
-    model = details["model"]
-    config = AutoConfig.from_pretrained(model["model"], revision=model["revision"], trust_remote_code=True)
-    return config.text_config.hidden_size
 
 
 def report(result: dict[str, Any]) -> str:
