@@ -78,6 +78,21 @@ class Scene:
     frames_per_event: int = SHORT_FRAMES
     together: bool = False  # the "order" clips: both things on screen, appearing one after the other
     jitter: int = 0  # seed of a small random offset and background shade (VIS clip queries)
+    gaps: tuple[int, ...] = ()  # frames of empty stage before each event, and after the last (moment clips)
+
+    def __post_init__(self) -> None:
+        if self.gaps and len(self.gaps) != len(self.events) + 1:
+            raise ValueError(f"a scene of {len(self.events)} events needs {len(self.events) + 1} gaps, got {self.gaps}")
+
+    def spans(self) -> list[tuple[float, float]]:
+        """Each event's (start, end) in seconds of the clip (`render`'s frames at FPS frames a second)."""
+        gaps = self.gaps or (0,) * (len(self.events) + 1)
+        spans, frame = [], 0
+        for event_gap in gaps[:-1]:
+            frame += event_gap
+            spans.append((frame / FPS, (frame + self.frames_per_event) / FPS))
+            frame += self.frames_per_event
+        return spans
 
     def caption(self) -> str:
         if self.together:
@@ -152,13 +167,15 @@ def render(scene: Scene) -> list[np.ndarray]:
             frames.append(frame)
         return frames
     frames = []
-    for event in scene.events:
+    gaps = scene.gaps or (0,) * (len(scene.events) + 1)
+    for event, gap in zip(scene.events, gaps, strict=False):
+        frames += [background] * gap
         for centre in _event_centres(event, scene.frames_per_event, offset):
             frame = background.copy()
             if centre is not None:
                 frame[_mask(event.thing.shape, SIZES[event.thing.size], *centre)] = COLOURS[event.thing.colour]
             frames.append(frame)
-    return frames
+    return frames + [background] * gaps[-1]
 
 
 def still(thing: Thing, jitter: int = 0) -> np.ndarray:
