@@ -401,11 +401,12 @@ class GVEModel(Qwen2_5_VLPreTrainedModel):
         """Embed a long video as consecutive time windows: one embedding per window, with its (start, end).
 
         `window` (seconds, default `max_frames / fps`: the span GVE samples at its full rate) and `stride`
-        (default `window`) cut the video as `processing_gve.segment_spans` does; the last window ends at the
-        video's end. Each window's embedding is that of `{"video": video, "video_start": start, "video_end":
-        end}` embedded alone, but the video is read once and decoded in one pass, in a thread ahead of the
-        forward passes (`GVEProcessor.load_segments`), and memory holds a few windows at a time however long the
-        video. `instruction`, `batch_size`, `max_batch_tokens`, `max_length`, `limits` and the video controls
+        (default half the window: `processing_gve.segment_settings`) cut the video as
+        `processing_gve.segment_spans` does; the last window ends at the video's end. Each window's embedding is
+        that of `{"video": video, "video_start": start, "video_end": end}` embedded alone, but the video is read
+        once and decoded in one pass, in a thread ahead of the forward passes (`GVEProcessor.load_segments`), and
+        memory holds a few windows at a time however long the video. `instruction`, `batch_size`,
+        `max_batch_tokens`, `max_length`, `limits` and the video controls
         are `encode`'s.
         """
         from tqdm.auto import tqdm

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from gve_tools.checkpoint.build import build_checkpoint
-from gve_tools.synthetic.tasks import instructions
+from gve_tools.synthetic.tasks import TRAINING_TASKS, instructions
 from gve_tools.synthetic.world import FPS, LONG_FRAMES, SIZE
 from gve_tools.text import docstring_parser
 from gve_tools.tiny import TRAINING_TEXT, make_tiny_checkpoint
@@ -79,7 +79,7 @@ def read_pairs(folder: Path) -> list[dict]:
 def tokenizer_text(pairs: list[dict]) -> str:
     """What the tokenizer is trained on: the captions, the instructions and the template's words."""
     lines = {pair["text"] for pair in pairs if "text" in pair}
-    return "\n".join([TRAINING_TEXT, *instructions().values(), *sorted(lines)])
+    return "\n".join([TRAINING_TEXT, *(instructions()[task] for task in TRAINING_TASKS), *sorted(lines)])
 
 
 class Featurizer:

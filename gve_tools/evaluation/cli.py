@@ -22,6 +22,18 @@ A dataset folder holds:
   query. The query is ranked against its own candidates only (MMEB-style), which must include its relevant
   documents. With "global" ranking every query is ranked against the whole corpus.
 
+Moment datasets (temporal grounding, MMEB-V2's moment retrieval): qrels rows carry the relevant span,
+{"query_id", "doc_id", "relevance", "start": seconds, "end": seconds} (all rows of the dataset, or none; a video
+may have several spans for one query, a line each). Every ranked document must be a video alone: it is embedded
+as segments (`model.encode_segments`: windows of --segment-window seconds every --segment-stride seconds, by
+default the model's, `processing_gve.segment_settings`), and each query's segments are ranked - those of its
+candidate videos with "local" ranking (the segments of one video, when the candidate is the video that holds
+the moment), of every corpus video with "global" (video corpus moment retrieval). The top segment's temporal IoU
+(intersection over union of the two time spans) with a relevant span of the same video (0 in another video)
+gives R@1,IoU=0.5 and R@1,IoU=0.7 (1 when it is at least 0.5 or 0.7) and mIoU (its mean); their chance is the
+same for a segment drawn uniformly from the ranked ones. Equal scores rank the lower IoU first. The main metric
+defaults to R@1,IoU=0.5; the document metrics above are reported too, each video scored by its best segment.
+
 Everything is checked before the model loads; an error names the file, the line and the field.
 
 Metrics (numpy, per query, then averaged over the dataset's queries): R@1, R@5, R@10 with UVRB's convention,
@@ -44,6 +56,10 @@ float queries against the decoded codes; binary scores 1 - 2*hamming/D, which ti
 the relevant documents, as above); --rescore N ranks the top N again by the float vectors. They change no
 embedding, so the cache serves them all.
 
+--segments scores every video document (a video alone) of every dataset by its best segment, as a corpus indexed
+with `embed_corpus.py --segment-seconds` would: the partially relevant (PR) and long-context (LC) abilities
+measured with segment search, against whole-video embeddings without it.
+
 Embeddings are cached under --cache-dir, one .npy a distinct input, in a folder per checkpoint and settings.
 The checkpoint key is the Hub commit for a model in the Hub cache, else a hash of the names, sizes and
 modification times of the folder's files (README/*.md aside) - weights, config and remote code: content hashes
@@ -57,6 +73,7 @@ reads; the per-dataset metrics and chance levels go beside it, in `<output stem>
     python scripts/evaluate.py BENCHMARK_DIR --datasets TXT-synthetic --output build/eval/tiny.json
     python scripts/evaluate.py BENCHMARK_DIR --model Alibaba-NLP/GVE-3B --device cuda --dtype bfloat16
     python scripts/evaluate.py BENCHMARK_DIR --vectors binary --rescore 100     # what a compact index costs
+    python scripts/evaluate.py BENCHMARK_DIR --datasets PR LC --segments --segment-window 2 --segment-stride 1
 """
 
 import argparse
@@ -130,6 +147,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep the first D values of every embedding, L2-normalised again (GVE was not trained for it)",
     )
     parser.add_argument(
+        "--segments",
+        action="store_true",
+        help="score every video document by its best segment (moment datasets always rank segments)",
+    )
+    parser.add_argument(
+        "--segment-window",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="segments' length (default: the model's max_frames / fps)",
+    )
+    parser.add_argument(
+        "--segment-stride",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="time between the starts of consecutive segments (default: the model's, a fraction of the window)",
+    )
+    parser.add_argument(
         "--model-name",
         default=None,
         help="the model's name in the results (default: the last part of --model); "
@@ -161,6 +197,9 @@ def main(argv: list[str] | None = None) -> int:
             model_name=args.model_name,
             vectors=vectors,
             weights=args.weights,
+            segments=args.segments,
+            segment_window=args.segment_window,
+            segment_stride=args.segment_stride,
         )
     except GVEToolsError as error:  # a bad benchmark or input (EvaluationError), a model that cannot load, ...
         parser.error(str(error))

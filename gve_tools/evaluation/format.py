@@ -15,6 +15,8 @@ from gve_tools.text import describe
 
 # The metrics a dataset can choose as its main one (the order of every table).
 METRICS = ("R@1", "R@5", "R@10", "nDCG@5", "nDCG@10", "MRR")
+# A moment dataset's too: its top segment's temporal IoU with the relevant span is at least 0.5 or 0.7, and its mean.
+MOMENT_METRICS = ("R@1,IoU=0.5", "R@1,IoU=0.7", "mIoU")
 OVERALL = "AVG"  # the overall average's column, which no ability may be called
 DATASET_FIELDS = {
     "name": str,
@@ -65,6 +67,7 @@ class Dataset:
     corpus: list[Item]
     qrels: dict[str, dict[str, int]]  # query id -> {doc id: relevance >= 1}
     candidates: dict[str, list[str]] | None = None  # query id -> doc ids (local ranking only)
+    moments: dict[str, dict[str, list[tuple[float, float]]]] | None = None  # query id -> {doc id: relevant spans}
     description: str = ""
     modalities: dict[str, list[str]] = field(default_factory=dict)  # "queries"/"corpus" -> modalities present
 
@@ -170,21 +173,51 @@ def _read_spec(path: Path) -> dict[str, Any]:
     if spec["ranking"] not in ("global", "local"):
         raise EvaluationError(f"{path}: 'ranking' must be 'global' or 'local', got {spec['ranking']!r}")
     metric = spec.get("metric", "R@1")
-    if metric not in METRICS:
-        raise EvaluationError(f"{path}: 'metric' must be one of {list(METRICS)}, got {metric!r}")
+    if metric not in (*METRICS, *MOMENT_METRICS):
+        raise EvaluationError(f"{path}: 'metric' must be one of {[*METRICS, *MOMENT_METRICS]}, got {metric!r}")
     return spec
 
 
-def _read_qrels(path: Path, query_ids: set[str], doc_ids: set[str]) -> dict[str, dict[str, int]]:
-    """qrels.jsonl as {query id: {doc id: relevance >= 1}} (judgments of 0 are left out)."""
+def _read_span(row: dict, where: str) -> tuple[float, float] | None:
+    """A qrels row's moment, (start, end) in seconds, or None when it has neither key."""
+    if "start" not in row and "end" not in row:
+        return None
+    span = row.get("start"), row.get("end")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < float("inf") for v in span):
+        raise EvaluationError(f"{where}: 'start' and 'end' must both be seconds >= 0, got {span[0]!r} and {span[1]!r}")
+    if span[1] <= span[0]:
+        raise EvaluationError(f"{where}: 'end' ({span[1]!r}) must be after 'start' ({span[0]!r})")
+    return float(span[0]), float(span[1])
+
+
+def _read_qrels(
+    path: Path, query_ids: set[str], corpus: dict[str, Item]
+) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, list[tuple[float, float]]]] | None]:
+    """qrels.jsonl as {query id: {doc id: relevance >= 1}} (judgments of 0 are left out), and the moments:
+    {query id: {doc id: spans}} when the rows carry start and end (all of them must then), else None.
+
+    A (query, doc) pair appears once, or once per span for moments.
+    """
     qrels: dict[str, dict[str, int]] = {}
-    seen: dict[tuple[str, str], int] = {}
+    moments: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    seen: dict[tuple, int] = {}
+    spanned = None  # whether the rows carry spans, as the first one says
     for number, row in _read_jsonl(path):
         where = f"{path}:{number}"
-        unknown = sorted(set(row) - {"query_id", "doc_id", "relevance"})
+        unknown = sorted(set(row) - {"query_id", "doc_id", "relevance", "start", "end"})
         if unknown:
-            raise EvaluationError(f"{where}: unknown field(s) {unknown} (fields: query_id, doc_id, relevance)")
-        for name, known, file in (("query_id", query_ids, "queries.jsonl"), ("doc_id", doc_ids, "corpus.jsonl")):
+            raise EvaluationError(
+                f"{where}: unknown field(s) {unknown} (fields: query_id, doc_id, relevance, start, end)"
+            )
+        span = _read_span(row, where)
+        if spanned is None:
+            spanned = span is not None
+        elif spanned != (span is not None):
+            raise EvaluationError(
+                f"{where}: {'no' if spanned else 'a'} moment ('start', 'end') here, but "
+                f"{'every' if spanned else 'no'} line before has one: a dataset's qrels all have moments or none do"
+            )
+        for name, known, file in (("query_id", query_ids, "queries.jsonl"), ("doc_id", corpus, "corpus.jsonl")):
             if not _nonempty_str(row.get(name)):
                 raise EvaluationError(f"{where}: {name!r} must be a non-empty string, got {describe(row.get(name))}")
             if row[name] not in known:
@@ -192,13 +225,20 @@ def _read_qrels(path: Path, query_ids: set[str], doc_ids: set[str]) -> dict[str,
         relevance = row.get("relevance")
         if isinstance(relevance, bool) or not isinstance(relevance, int) or relevance < 0:
             raise EvaluationError(f"{where}: 'relevance' must be an integer >= 0, got {describe(relevance)}")
-        pair = (row["query_id"], row["doc_id"])
+        pair = (row["query_id"], row["doc_id"], *((span,) if span else ()))
         if pair in seen:
-            raise EvaluationError(f"{where}: the pair {pair} appears twice (first on line {seen[pair]})")
+            what = "the pair" if span is None else "the moment"
+            raise EvaluationError(f"{where}: {what} {pair} appears twice (first on line {seen[pair]})")
         seen[pair] = number
+        if span is not None and "video" not in corpus[row["doc_id"]].fields:
+            raise EvaluationError(f"{where}: doc {row['doc_id']!r} has a moment but no video")
         if relevance > 0:
+            if span is not None and qrels.get(row["query_id"], {}).get(row["doc_id"], relevance) != relevance:
+                raise EvaluationError(f"{where}: the moments of one query in one video need one relevance")
             qrels.setdefault(row["query_id"], {})[row["doc_id"]] = relevance
-    return qrels
+            if span is not None:
+                moments.setdefault(row["query_id"], {}).setdefault(row["doc_id"], []).append(span)
+    return qrels, (moments if spanned else None)
 
 
 def _read_candidates(
@@ -252,13 +292,24 @@ def load_dataset(folder: str | Path) -> Dataset:
     queries = _read_items(folder / "queries.jsonl", folder)
     corpus = _read_items(folder / "corpus.jsonl", folder)
     doc_ids = {item.id for item in corpus}
-    qrels = _read_qrels(folder / "qrels.jsonl", {item.id for item in queries}, doc_ids)
+    qrels, moments = _read_qrels(folder / "qrels.jsonl", {item.id for item in queries}, {d.id: d for d in corpus})
+    metric = spec.get("metric", "R@1" if moments is None else MOMENT_METRICS[0])
+    if moments is None and metric in MOMENT_METRICS:
+        raise EvaluationError(f"{folder / 'dataset.json'}: 'metric' {metric!r} needs moments ('start', 'end') in qrels")
     candidates = None
     path = folder / "candidates.jsonl"
     if spec["ranking"] == "global" and path.exists():
         raise EvaluationError(f'{path}: candidates are only read with "ranking": "local" (this dataset: global)')
     if spec["ranking"] == "local":
         candidates = _read_candidates(path, queries, doc_ids, qrels)
+    if moments is not None:
+        ranked = {doc for docs in candidates.values() for doc in docs} if candidates else doc_ids
+        for item in corpus:
+            if item.id in ranked and set(item.fields) != {"video"}:
+                raise EvaluationError(
+                    f"{item.origin}: item {item.id!r}: a moment dataset ranks the segments of videos, so each of its "
+                    f"ranked documents must be a video alone, not {item.modality}"
+                )
     for item in queries:
         if not qrels.get(item.id):
             raise EvaluationError(
@@ -272,13 +323,14 @@ def load_dataset(folder: str | Path) -> Dataset:
         name=spec["name"],
         abilities=list(spec["abilities"]),
         ranking=spec["ranking"],
-        metric=spec.get("metric", "R@1"),
+        metric=metric,
         query_instruction=spec.get("query_instruction"),
         document_instruction=spec.get("document_instruction"),
         queries=queries,
         corpus=corpus,
         qrels=qrels,
         candidates=candidates,
+        moments=moments,
         description=spec.get("description", ""),
         modalities=modalities,
     )

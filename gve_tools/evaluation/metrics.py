@@ -31,6 +31,12 @@ UVRB_ABILITIES = {
     "T": ("Temporal Video Retrieval", "fine-grained query"),
     "PR": ("Partially Relevant Video Retrieval", "fine-grained query"),
 }
+# and the moment abilities (MMEB-V2's moment retrieval; video corpus moment retrieval, as TVR's VCMR), after them
+ABILITIES = {
+    **UVRB_ABILITIES,
+    "MR": ("Moment Retrieval", "moment"),
+    "VCMR": ("Video Corpus Moment Retrieval", "moment"),
+}
 
 
 def rank_metrics(scores: np.ndarray, relevance: np.ndarray, valid: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -138,9 +144,10 @@ def score_dataset(
 ) -> DatasetResult:
     """Rank each query's candidates by dot product and average the metrics and their chance levels.
 
-    `query_embeddings` [Q, D] in queries.jsonl order; `doc_embeddings` maps doc id -> [D] (only the ranked ones
-    are needed). `vectors` scores as a compact index would (`gve_tools.vectors`; int8 is trained on the ranked
-    documents). Queries are scored in chunks of about `chunk_cells` query x candidate cells.
+    `query_embeddings` [Q, D] in queries.jsonl order; `doc_embeddings` maps doc id -> [D], or [segments, D] for a
+    video embedded as segments, whose score is then its best segment's (only the ranked documents are needed).
+    `vectors` scores as a compact index would (`gve_tools.vectors`; int8 is trained on the ranked documents' vectors,
+    segments included). Queries are scored in chunks of about `chunk_cells` query x candidate cells.
     """
     from tqdm.auto import tqdm
 
@@ -153,12 +160,20 @@ def score_dataset(
         {doc for docs in candidates for doc in docs}, key={d.id: i for i, d in enumerate(dataset.corpus)}.get
     )
     position = {doc: i for i, doc in enumerate(ranked)}
-    float_docs = truncate(np.stack([doc_embeddings[doc] for doc in ranked]), None)
+    rows = [np.atleast_2d(doc_embeddings[doc]) for doc in ranked]
+    segmented = any(len(r) > 1 for r in rows)
+    offsets = np.cumsum([0, *(len(r) for r in rows[:-1])])
+    float_docs = truncate(np.concatenate(rows), None)
     float_queries = truncate(query_embeddings, None)
     queries, docs = scoring_vectors(float_queries, float_docs, vectors)
+
+    def video_scores(query_rows: np.ndarray, doc_rows: np.ndarray) -> np.ndarray:
+        """[q, len(ranked)]: each document's score, its best segment's for a segmented video."""
+        return np.maximum.reduceat(query_rows @ doc_rows.T, offsets, axis=1) if segmented else query_rows @ doc_rows.T
+
     width = max(len(c) for c in candidates)
-    step = max(1, chunk_cells // width)
-    if dataset.ranking == "local":  # the candidates' embeddings are gathered per query: [step, width, D] floats
+    step = max(1, chunk_cells // (len(docs) if segmented else width))
+    if dataset.ranking == "local" and not segmented:  # the candidates are gathered per query: [step, width, D]
         step = max(1, min(step, chunk_cells * 16 // (width * docs.shape[1])))
     totals = dict.fromkeys(METRICS, 0.0)
     chance = dict.fromkeys(METRICS, 0.0)
@@ -166,8 +181,8 @@ def score_dataset(
         chunk = dataset.queries[start : start + step]
         relevance = np.zeros((len(chunk), width), dtype=np.int64)
         if dataset.ranking == "global":
-            scores = queries[start : start + step] @ docs.T
-            float_scores = float_queries[start : start + step] @ float_docs.T if vectors.rescore else None
+            scores = video_scores(queries[start : start + step], docs)
+            float_scores = video_scores(float_queries[start : start + step], float_docs) if vectors.rescore else None
             valid = None
             for row, item in enumerate(chunk):
                 for doc, grade in dataset.qrels[item.id].items():
@@ -180,9 +195,15 @@ def score_dataset(
                 index[row, : len(ids)] = [position[doc] for doc in ids]
                 valid[row, : len(ids)] = True
                 relevance[row, : len(ids)] = [dataset.qrels[item.id].get(doc, 0) for doc in ids]
-            scores = np.einsum("qd,qcd->qc", queries[start : start + step], docs[index])
-            if vectors.rescore:
-                float_scores = np.einsum("qd,qcd->qc", float_queries[start : start + step], float_docs[index])
+            if segmented:
+                scores = np.take_along_axis(video_scores(queries[start : start + step], docs), index, axis=1)
+                if vectors.rescore:
+                    float_scores = video_scores(float_queries[start : start + step], float_docs)
+                    float_scores = np.take_along_axis(float_scores, index, axis=1)
+            else:
+                scores = np.einsum("qd,qcd->qc", queries[start : start + step], docs[index])
+                if vectors.rescore:
+                    float_scores = np.einsum("qd,qcd->qc", float_queries[start : start + step], float_docs[index])
         if vectors.rescore:
             scores = rescore(scores, float_scores, vectors.rescore, valid)
         for name, values in rank_metrics(scores, relevance, valid).items():
@@ -207,7 +228,7 @@ def score_dataset(
 
 def summarise(results: list[DatasetResult]) -> dict[str, dict[str, Any]]:
     """{column: {"score", "chance", "datasets"}}: AVG over all datasets, then each ability (UVRB's order first)."""
-    known = list(UVRB_ABILITIES)
+    known = list(ABILITIES)
     abilities: list[str] = []
     for result in results:
         abilities += [a for a in result.abilities if a not in abilities]

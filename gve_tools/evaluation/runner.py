@@ -2,6 +2,8 @@
 and the results file (what `scripts/make_model_card.py --results` reads) written with its details file beside it.
 """
 
+import dataclasses
+import functools
 import json
 import math
 from pathlib import Path
@@ -9,13 +11,22 @@ from typing import Any
 
 import numpy as np
 
-from gve_tools.evaluation.cache import DEFAULT_CACHE_DIR, EmbeddingCache, dataset_inputs, embed_all, load_config
-from gve_tools.evaluation.format import METRICS, OVERALL, load_benchmark
-from gve_tools.evaluation.metrics import FLOAT32, UVRB_ABILITIES, DatasetResult, score_dataset, summarise
+from gve_tools.evaluation.cache import (
+    DEFAULT_CACHE_DIR,
+    EmbeddingCache,
+    Segmenting,
+    dataset_inputs,
+    embed_all,
+    embed_segments,
+    load_config,
+)
+from gve_tools.evaluation.format import METRICS, MOMENT_METRICS, OVERALL, EvaluationError, load_benchmark
+from gve_tools.evaluation.metrics import ABILITIES, FLOAT32, DatasetResult, score_dataset, summarise
+from gve_tools.evaluation.moments import Segments, moment_scores
 from gve_tools.identity import checkpoint_identity, embedding_settings
 from gve_tools.models import load_model, resolve_model
 from gve_tools.quantization import quantization_config
-from gve_tools.repo import ROOT, query_instruction
+from gve_tools.repo import ROOT, query_instruction, remote_module
 from gve_tools.vectors import VectorFormat
 
 DEFAULT_OUTPUT = Path("build/eval/results.json")
@@ -35,6 +46,9 @@ def evaluate(
     model_name: str | None = None,
     vectors: VectorFormat = FLOAT32,
     weights: str = "float",
+    segments: bool = False,
+    segment_window: float | None = None,
+    segment_stride: float | None = None,
     report: bool = True,
 ) -> dict[str, Any]:
     """Evaluate `model` on the benchmark folder; prints the tables, writes `output` and its details file.
@@ -43,6 +57,8 @@ def evaluate(
     `vectors` scores as a compact index would (int8, binary, re-scoring, truncation: `gve_tools.vectors`); the
     embeddings, and so the cache, are the same for all. `weights` quantizes the language model's weights
     (`gve_tools.quantization`), which changes the embeddings (they are cached apart).
+    Moment datasets rank their videos' segments (`segment_window` and `segment_stride` in seconds, by default the
+    model's, `processing_gve.segment_settings`); `segments` ranks every video document by its best segment too.
     Returns the details (see `results_files`).
     """
     import torch
@@ -57,26 +73,38 @@ def evaluate(
     identity = checkpoint_identity(model_id, revision)
     settings = embedding_settings(config, dtype, device, weights)
     cache = EmbeddingCache.for_checkpoint(cache_dir, identity, settings)
-    requests, keys = dataset_inputs(chosen, query_instruction(), config.default_instruction)
+    segmenting = None
+    if segments or any(dataset.moments is not None for dataset in chosen):
+        try:
+            window, stride = remote_module("processing_gve").segment_settings(
+                segment_window, segment_stride, config.video_options()
+            )
+        except ValueError as error:
+            raise EvaluationError(f"--segment-window/--segment-stride: {error}") from None
+        segmenting = Segmenting(window, stride, videos=segments)
+    requests, segment_requests, keys = dataset_inputs(
+        chosen, query_instruction(), config.default_instruction, segmenting
+    )
 
     # the weights load only when an embedding is missing from the cache
-    embeddings = embed_all(
-        lambda: load_model(model_id, revision=revision, device=device, dtype=dtype, weights=weights),
-        requests,
-        cache,
-        batch_size,
-    )
+    load = functools.cache(lambda: load_model(model_id, revision=revision, device=device, dtype=dtype, weights=weights))
+    embeddings = embed_all(load, requests, cache, batch_size)
+    if segment_requests:
+        embeddings.update(embed_segments(load, segment_requests, cache, segmenting, batch_size))
     results = []
     for dataset in tqdm(chosen, desc="Evaluating", unit="dataset"):
         query_keys, doc_keys = keys[dataset.name]
-        results.append(
-            score_dataset(
-                dataset,
-                np.stack([embeddings[key] for key in query_keys]),
-                {doc: embeddings[key] for doc, key in doc_keys.items()},
-                vectors=vectors,
-            )
-        )
+        queries = np.stack([embeddings[key] for key in query_keys])
+        docs = {doc: embeddings[key] for doc, key in doc_keys.items()}
+        flat = {doc: found.embeddings if isinstance(found, Segments) else found for doc, found in docs.items()}
+        result = score_dataset(dataset, queries, flat, vectors=vectors)
+        if dataset.moments is not None:
+            if vectors != FLOAT32:
+                raise EvaluationError(f"{dataset.name}: moments are scored with float32 vectors only")
+            scores, chance = moment_scores(dataset, queries, docs)
+            result.scores.update(scores)
+            result.chance.update(chance)
+        results.append(result)
     summary = summarise(results)
     name = model_name or Path(model_id.rstrip("/")).name
     provenance = {
@@ -85,6 +113,7 @@ def evaluate(
         "content": identity["content"],
         "settings": settings,
         "vectors": vectors.as_json(),
+        "segments": None if segmenting is None else dataclasses.asdict(segmenting),
     }
     card, details = results_files(info, results, summary, name, count_parameters(identity["folder"]), provenance)
 
@@ -93,7 +122,7 @@ def evaluate(
             f"\n{name} on {info['name']} ({len(results)} datasets{_variant(provenance)}; "
             "score = main metric, chance = random ranking)"
         )
-        print(format_tables(results, summary))
+        print(format_tables(results, summary, provenance["segments"]))
     if output is not None:
         output = Path(output)
         output.parent.mkdir(parents=True, exist_ok=True)
@@ -140,11 +169,11 @@ def results_files(
     provenance: dict[str, Any],
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(the results file make_model_card.py reads, the details file: per-dataset metrics and chance levels)."""
-    counts = {m: sum(r.metric == m for r in results) for m in METRICS if any(r.metric == m for r in results)}
+    counts = {m: n for m in (*METRICS, *MOMENT_METRICS) if (n := sum(r.metric == m for r in results))}
     used = ", ".join(f"{m} on {n} dataset{'s' if n > 1 else ''}" for m, n in counts.items())
     columns = []
     for key in summary:
-        name, group = ("Overall average", "overall") if key == OVERALL else UVRB_ABILITIES.get(key, (key, "ability"))
+        name, group = ("Overall average", "overall") if key == OVERALL else ABILITIES.get(key, (key, "ability"))
         columns.append({"key": key, "name": name, "group": group})
     card = {
         "source": (
@@ -194,7 +223,20 @@ def _variant(provenance: dict[str, Any]) -> str:
     """What a run changed from the plain float embeddings, as words for its titles (", int8 vectors")."""
     vectors = VectorFormat(**provenance["vectors"])
     weights = provenance["settings"].get("weights")
-    return (f", {weights} weights" if weights else "") + ("" if vectors == FLOAT32 else f", {vectors.label} vectors")
+    segmenting = provenance.get("segments")
+    return (
+        (f", {weights} weights" if weights else "")
+        + ("" if vectors == FLOAT32 else f", {vectors.label} vectors")
+        + (
+            f", videos scored by their best segment ({_windows(segmenting)})"
+            if segmenting and segmenting["videos"]
+            else ""
+        )
+    )
+
+
+def _windows(segmenting: dict[str, Any]) -> str:
+    return f"windows of {segmenting['window']:g} s every {segmenting['stride']:g} s"
 
 
 def _shown(model: str) -> str:
@@ -208,22 +250,38 @@ def _shown(model: str) -> str:
     return model
 
 
-def format_tables(results: list[DatasetResult], summary: dict[str, dict[str, Any]]) -> str:
-    """The terminal report: a table of datasets (every metric, the main one with its chance), then of abilities."""
+def format_tables(
+    results: list[DatasetResult], summary: dict[str, dict[str, Any]], segmenting: dict[str, Any] | None = None
+) -> str:
+    """The terminal report: a table of datasets (every metric, the main one with its chance), of moments (when a
+    dataset has them), then of abilities."""
     name_width = max(12, *(len(r.name) for r in results))
+    main_width = max(7, *(len(r.metric) for r in results))
     head = (
         f"{'dataset':<{name_width}}  {'abilities':<14} {'ranking':<7} {'queries':>7} {'docs':>6}  "
         + " ".join(f"{m:>7}" for m in METRICS)
-        + f"  {'main':>7} {'score':>6} {'chance':>6}"
+        + f"  {'main':>{main_width}} {'score':>6} {'chance':>6}"
     )
     lines = [head, "-" * len(head)]
     for r in results:
         lines.append(
             f"{r.name:<{name_width}}  {','.join(r.abilities):<14} {r.ranking:<7} {r.queries:>7} {r.documents:>6}  "
             + " ".join(f"{r.scores[m]:>7.3f}" for m in METRICS)
-            + f"  {r.metric:>7} {r.scores[r.metric]:>6.3f} {r.chance[r.metric]:>6.3f}"
+            + f"  {r.metric:>{main_width}} {r.scores[r.metric]:>6.3f} {r.chance[r.metric]:>6.3f}"
         )
     lines.append("(docs: the corpus, or the mean number of candidates with local ranking; R@1 is MMEB's hit@1)")
+    moments = [r for r in results if MOMENT_METRICS[0] in r.scores]
+    if moments:
+        lines += ["", f"moments: the top segment's temporal IoU with the relevant span ({_windows(segmenting)})"]
+        head = f"{'dataset':<{name_width}}  {'ranking':<7} {'queries':>7}  " + "  ".join(
+            f"{m:>11} {'chance':>6}" for m in MOMENT_METRICS
+        )
+        lines += [head, "-" * len(head)]
+        for r in moments:
+            lines.append(
+                f"{r.name:<{name_width}}  {r.ranking:<7} {r.queries:>7}  "
+                + "  ".join(f"{r.scores[m]:>11.3f} {r.chance[m]:>6.3f}" for m in MOMENT_METRICS)
+            )
     lines += ["", f"{'ability':<8} {'score':>6} {'chance':>6}  datasets", "-" * 40]
     for key, value in summary.items():
         lines.append(f"{key:<8} {value['score']:>6.3f} {value['chance']:>6.3f}  {', '.join(value['datasets'])}")

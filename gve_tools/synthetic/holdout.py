@@ -6,9 +6,23 @@ import random
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 
-from gve_tools.synthetic.world import COLOURS, DIRECTIONS, PAIRS, POSITIONS, SHAPES, SIZES, SPEEDS, Event, Scene, Thing
+from gve_tools.synthetic.world import (
+    COLOURS,
+    DIRECTIONS,
+    LONG_FRAMES,
+    PAIRS,
+    POSITIONS,
+    SHAPES,
+    SIZES,
+    SPEEDS,
+    Event,
+    Scene,
+    Thing,
+)
 
 FOLDS = 4  # ways of choosing the held-out combinations; no two folds hold out the same one
+MOMENT_EVENTS = 5  # events in a moment clip, each of LONG_FRAMES frames (4 s: the bundled model's window)
+MOMENT_GAP = 12  # the most frames of empty stage before, between and after them (3 s)
 
 
 def held_out(event: Event, fold: int = 0) -> bool:
@@ -111,3 +125,17 @@ def unique(scenes: Iterator[Scene], count: int) -> list[Scene]:
             if len(out) == count:
                 break
     return out
+
+
+def moment_clip(rng: random.Random, test: bool, fold: int = 0, used: frozenset[str] = frozenset()) -> Scene:
+    """A long clip of MOMENT_EVENTS events of different colour-shape pairs, none captioned as in `used`, with
+    random gaps of empty stage, so that its events start anywhere on the window grid."""
+    events = []
+    for colour, shape in rng.sample(PAIRS, len(PAIRS)):
+        event = random_event(rng, test, Thing(colour, shape, rng.choice(list(SIZES))), fold=fold)
+        if Scene((event,)).caption() not in used:
+            events.append(event)
+        if len(events) == MOMENT_EVENTS:
+            break
+    gaps = tuple(rng.randint(0, MOMENT_GAP) for _ in range(len(events) + 1))
+    return Scene(tuple(events), frames_per_event=LONG_FRAMES, gaps=gaps)

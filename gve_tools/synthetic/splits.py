@@ -1,5 +1,5 @@
-"""The seven test splits, one a task, in evaluate.py's dataset format: every query describes only combinations
-of attributes that the fold holds out (`holdout`)."""
+"""The test splits, one a task, in evaluate.py's dataset format: every query describes only combinations of
+attributes that the fold holds out (`holdout`)."""
 
 import json
 import random
@@ -9,7 +9,9 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from gve_tools.synthetic.holdout import (
+    MOMENT_EVENTS,
     forever,
+    moment_clip,
     random_event,
     random_thing,
     spatial_variants,
@@ -32,25 +34,39 @@ BENCHMARK = {
 class Split:
     """One test split in evaluate.py's format: queries, corpus, relevance and (local) candidates."""
 
-    def __init__(self, root: Path, name: str, ranking: str = "global") -> None:
+    def __init__(self, root: Path, name: str, ranking: str = "global", clips_of: "Split | None" = None) -> None:
         self.name, self.ranking = name, ranking
         self.writer = Writer(root / name)
+        self.clips_of = clips_of  # the split whose media folder holds this one's clips too
+        self.metric = "R@1"
         self.queries, self.corpus, self.qrels, self.candidates = [], [], [], []
         self._docs: dict[Scene, str] = {}
 
     def doc(self, scene: Scene) -> str:
         if scene not in self._docs:
             self._docs[scene] = f"d{len(self._docs):04d}"
-            self.corpus.append({"id": self._docs[scene], "video": self.writer.clip(scene)})
+            if self.clips_of is None:
+                video = self.writer.clip(scene)
+            else:
+                video = f"../{self.clips_of.name}/{self.clips_of.writer.clip(scene)}"
+            self.corpus.append({"id": self._docs[scene], "video": video})
         return self._docs[scene]
 
-    def query(self, fields: dict, relevant: Scene | list[Scene], candidates: list[Scene] | None = None) -> None:
-        """Add a query; `relevant` is its clip, or every clip it describes equally well."""
+    def query(
+        self,
+        fields: dict,
+        relevant: Scene | list[Scene],
+        candidates: list[Scene] | None = None,
+        span: tuple[float, float] | None = None,
+    ) -> None:
+        """Add a query; `relevant` is its clip, or every clip it describes equally well; `span`, the moment of
+        the clip that it describes (a moment query)."""
         relevant = [relevant] if isinstance(relevant, Scene) else relevant
         query_id = f"q{len(self.queries):04d}"
         self.queries.append({"id": query_id, **fields})
+        moment = {} if span is None else {"start": span[0], "end": span[1]}
         for scene in relevant:
-            self.qrels.append({"query_id": query_id, "doc_id": self.doc(scene), "relevance": 1})
+            self.qrels.append({"query_id": query_id, "doc_id": self.doc(scene), "relevance": 1, **moment})
         if candidates is not None:
             self.candidates.append({"query_id": query_id, "doc_ids": [self.doc(s) for s in [*relevant, *candidates]]})
 
@@ -60,7 +76,7 @@ class Split:
             "name": self.name,
             "abilities": [self.name],
             "ranking": self.ranking,
-            "metric": "R@1",
+            "metric": self.metric,
             "query_instruction": instructions()[self.name],
             "document_instruction": None,
         }
@@ -74,7 +90,7 @@ class Split:
 
 
 def make_test_splits(root: Path, seed: int, scale: float = 1.0, fold: int = 0) -> dict[str, int]:
-    """Write the seven test splits of `fold` under `root`; returns the number of queries of each."""
+    """Write the test splits of `fold` under `root`; returns the number of queries of each."""
     rng = random.Random(f"test-{seed}")
     test = True
     n = max(8, int(60 * scale))
@@ -139,7 +155,26 @@ def make_test_splits(root: Path, seed: int, scale: float = 1.0, fold: int = 0) -
         split.query({"text": scene.caption()}, scene)
     counts["LC"] = split
 
+    counts["MR"], counts["VCMR"] = moment_splits(root, rng, max(2, n // MOMENT_EVENTS), fold)
+
     for split in tqdm(counts.values(), desc="writing test splits", unit="split"):
         split.write()
     (root / "benchmark.json").write_text(json.dumps(BENCHMARK, indent=2) + "\n", encoding="utf-8")
     return {name: len(split.queries) for name, split in counts.items()}
+
+
+def moment_splits(root: Path, rng: random.Random, clips: int, fold: int = 0) -> tuple[Split, Split]:
+    """MR (each event's caption against the segments of its own clip) and VCMR (against the segments of every
+    clip: video corpus moment retrieval), on the same clips; VCMR reads MR's media. No caption is used twice."""
+    local = Split(root, "MR", ranking="local")
+    corpus = Split(root, "VCMR", clips_of=local)
+    local.metric = corpus.metric = "R@1,IoU=0.5"
+    used: set[str] = set()
+    for _ in range(clips):
+        scene = moment_clip(rng, True, fold, frozenset(used))
+        for event, span in zip(scene.events, scene.spans(), strict=True):
+            caption = Scene((event,)).caption()
+            used.add(caption)
+            local.query({"text": caption}, scene, [], span)
+            corpus.query({"text": caption}, scene, None, span)
+    return local, corpus

@@ -7,13 +7,15 @@ from types import MappingProxyType
 
 from gve_tools.repo import query_instruction
 
+TRAINING_TASKS = ("TXT", "CMP", "VIS", "S", "T", "PR", "LC")  # the moment tasks (MR, VCMR) are only measured
+
 
 @functools.cache
 def instructions() -> Mapping[str, str]:
-    """The query instruction of each task, by task name (TXT, CMP, VIS, S, T, PR, LC).
+    """The query instruction of each task, by task name (TXT, CMP, VIS, S, T, PR, LC, MR, VCMR).
 
-    TXT, S and T use GVE's default query instruction, read from the remote code on the first call (which
-    imports transformers), so that importing the generator stays light.
+    TXT, S, T and the moment tasks use GVE's default query instruction, read from the remote code on the first
+    call (which imports transformers), so that importing the generator stays light.
     """
     query = query_instruction()
     return MappingProxyType(
@@ -25,5 +27,7 @@ def instructions() -> Mapping[str, str]:
             "T": query,
             "PR": "Find the video that contains the moment described by the query.",
             "LC": "Find the long video whose events match the description, in order.",
+            "MR": query,
+            "VCMR": query,
         }
     )

@@ -11,7 +11,7 @@ from gve_tools.synthetic import Event, Thing, held_out, held_out_order
 from gve_tools.synthetic.cli import main
 from gve_tools.synthetic.world import COLOURS
 
-SPLITS = ("TXT", "CMP", "VIS", "S", "T", "PR", "LC")
+SPLITS = ("TXT", "CMP", "VIS", "S", "T", "PR", "LC", "MR", "VCMR")
 
 
 def write_synthetic(root: Path, *arguments: str) -> Path:

@@ -11,7 +11,9 @@ from tests.synthetic.support import SPLITS
 
 
 def test_every_task_has_an_instruction_and_the_plain_ones_are_the_models_default():
-    assert list(instructions()) == ["TXT", "CMP", "VIS", "S", "T", "PR", "LC"] and set(instructions()) == set(SPLITS)
+    assert list(instructions()) == ["TXT", "CMP", "VIS", "S", "T", "PR", "LC", "MR", "VCMR"] and set(
+        instructions()
+    ) == set(SPLITS)
     assert {instructions()[task] for task in ("TXT", "S", "T")} == {query_instruction()}
     assert len(set(instructions().values())) == 5
     with pytest.raises(TypeError):
