@@ -21,11 +21,15 @@ class Segments:
         self.embeddings = np.asarray(embeddings, dtype=np.float32)
 
 
-def temporal_iou(spans: np.ndarray, span: tuple[float, float]) -> np.ndarray:
-    """The temporal IoU of each (start, end) row of `spans` [n, 2] with `span`."""
-    inter = np.clip(np.minimum(spans[:, 1], span[1]) - np.maximum(spans[:, 0], span[0]), 0.0, None)
-    union = np.maximum(spans[:, 1], span[1]) - np.minimum(spans[:, 0], span[0])
-    return inter / union
+def temporal_iou(spans: "np.ndarray | tuple[float, float]", span: tuple[float, float]) -> "np.ndarray | float":
+    """The temporal IoU (intersection over union of two time ranges) of each (start, end) row of `spans` [n, 2]
+    with `span`; a float for one (start, end)."""
+    rows = np.asarray(spans, dtype=np.float64)
+    both = np.atleast_2d(rows)
+    inter = np.clip(np.minimum(both[:, 1], span[1]) - np.maximum(both[:, 0], span[0]), 0.0, None)
+    union = np.maximum(both[:, 1], span[1]) - np.minimum(both[:, 0], span[0])
+    iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    return float(iou[0]) if rows.ndim == 1 else iou
 
 
 def moment_scores(

@@ -1,17 +1,21 @@
 """GVE's main job (`make demo`, `scripts/video_search.py`): search a folder of videos with text, image, video and
-composed queries; ranked tables in the terminal and a self-contained HTML page.
+composed queries; ranked tables in the terminal and a self-contained HTML page. A video longer than one window is
+indexed as segments, so that each hit of it names the moment (time range) that matches best.
 
 Modules:
-    queries  what a query is (`Query`), a queries file (`load_queries`), the command line's queries; `SearchError`
-    index    the videos of a folder (`list_videos`) and their embeddings, cached on disk by checkpoint identity
-    report   the ranking of the videos for each query (`rank`) and the terminal tables (`format_results`)
-    page     the thumbnails and the HTML page (`write_html`)
+    queries  what a query is (`Query`, with an optional expected moment), a queries file (`load_queries`), the command
+             line's queries; `SearchError`
+    index    the videos of a folder (`list_videos`) and their embeddings, whole or as segments (`index_videos`,
+             `VideoIndex`), cached on disk by checkpoint identity
+    report   the ranking of the videos for each query, each scored by its best segment (`rank`), the moments' check
+             (`temporal_iou`, `MOMENT_IOU`) and the terminal tables (`format_results`)
+    page     the thumbnails, of a whole video or of a moment, and the HTML page (`write_html`)
     job      the search itself (`video_search`) and its defaults, the bundled model, samples and queries
     cli      the command line (`main`)
 """
 
 from gve_tools.video_search.cli import main
-from gve_tools.video_search.index import cache_identity, index_videos, list_videos
+from gve_tools.video_search.index import VideoIndex, cache_identity, index_videos, list_videos, segment_window
 from gve_tools.video_search.job import (
     BUNDLED_MODEL,
     BUNDLED_QUERIES,
@@ -20,15 +24,16 @@ from gve_tools.video_search.job import (
     SearchReport,
     video_search,
 )
-from gve_tools.video_search.page import THUMBNAIL_FRAMES, THUMBNAIL_HEIGHT, write_html
+from gve_tools.video_search.page import THUMBNAIL_FRAMES, THUMBNAIL_HEIGHT, timed_thumbnails, write_html
 from gve_tools.video_search.queries import Query, SearchError, command_line_queries, load_queries
-from gve_tools.video_search.report import Hit, QueryResult, format_results, rank
+from gve_tools.video_search.report import MOMENT_IOU, Hit, QueryResult, format_results, rank, temporal_iou
 
 __all__ = [
     "BUNDLED_MODEL",
     "BUNDLED_QUERIES",
     "BUNDLED_VIDEOS",
     "DEFAULT_OUTPUT",
+    "MOMENT_IOU",
     "THUMBNAIL_FRAMES",
     "THUMBNAIL_HEIGHT",
     "Hit",
@@ -36,6 +41,7 @@ __all__ = [
     "QueryResult",
     "SearchError",
     "SearchReport",
+    "VideoIndex",
     "cache_identity",
     "command_line_queries",
     "format_results",
@@ -44,6 +50,9 @@ __all__ = [
     "load_queries",
     "main",
     "rank",
+    "segment_window",
+    "temporal_iou",
+    "timed_thumbnails",
     "video_search",
     "write_html",
 ]

@@ -1,4 +1,8 @@
-"""The video search itself: index a folder of videos with a GVE, answer queries, print the tables, write the page."""
+"""The video search itself: index a folder of videos with a GVE, answer queries, print the tables, write the page.
+
+Videos longer than one window are indexed as segments (see `index`), so every query is answered with the video and
+the time range of its best segment; `segments=False` indexes every video whole.
+"""
 
 import sys
 from dataclasses import dataclass, field
@@ -7,7 +11,7 @@ from pathlib import Path
 from gve_tools import repo
 from gve_tools.models import load_model
 from gve_tools.repo import ROOT, query_instruction
-from gve_tools.video_search.index import cache_identity, index_videos, list_videos
+from gve_tools.video_search.index import cache_identity, index_videos, list_videos, segment_window
 from gve_tools.video_search.page import write_html
 from gve_tools.video_search.queries import Query, SearchError, load_queries
 from gve_tools.video_search.report import QueryResult, format_results, rank
@@ -35,6 +39,7 @@ class SearchReport:
     html: Path
     skipped: dict[str, str] = field(default_factory=dict)  # videos that could not be embedded -> why
     embedded: int = 0  # videos embedded in this run (the others came from the cache)
+    segments: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # videos indexed as segments
 
 
 def _bundled(value: str | Path, default: str, what: str) -> Path:
@@ -45,6 +50,13 @@ def _bundled(value: str | Path, default: str, what: str) -> Path:
     if not path.exists():
         raise SearchError(f"the bundled {what} {default} is missing (in {ROOT}): {BUNDLED_HOW[default]}")
     return path
+
+
+def _check_segments(segments: bool, window: float | None, stride: float | None) -> None:
+    """The segment settings need segments (their values are checked against the checkpoint's, once it loads)."""
+    for name, value in (("--window", window), ("--stride", stride)):
+        if value is not None and not segments:
+            raise SearchError(f"{name} sets the segments, which --no-segments turns off")
 
 
 def _query_failure(error: ValueError, queries: list[Query]) -> str:
@@ -65,10 +77,19 @@ def video_search(
     device: str = "cpu",
     dtype: str = "auto",
     revision: str | None = None,
+    segments: bool = True,
+    window: float | None = None,
+    stride: float | None = None,
 ) -> SearchReport:
-    """Index `videos` with `model`, answer `queries` (a queries file or Query objects), print and write the results."""
+    """Index `videos` with `model`, answer `queries` (a queries file or Query objects), print and write the results.
+
+    With `segments` (the default) a video longer than `window` seconds (default: the checkpoint's, `max_frames /
+    fps`) is indexed as segments `stride` seconds apart (default: the model's), and each hit of it carries its best
+    segment's range; without, every video is indexed whole.
+    """
     if top_k < 1:
         raise SearchError(f"--top-k must be at least 1, got {top_k}")
+    _check_segments(segments, window, stride)
     folder = _bundled(videos, BUNDLED_VIDEOS, "sample videos folder")
     video_files = list_videos(folder)
     if not isinstance(queries, list):
@@ -81,20 +102,30 @@ def video_search(
     print(f"loading {model_id}")
     gve = load_model(model_id, revision=revision, device=device, dtype=dtype)
     identity = cache_identity(gve, model_id, revision)
-    embeddings, positions, errors, embedded = index_videos(gve, video_files, output / "cache", identity)
-    skipped = {video_files[i].relative_to(folder).as_posix(): reason for i, reason in errors.items()}
+    if segments and not hasattr(gve, "encode_segments"):  # remote code older than segments (#19)
+        print(f"{model_id}'s remote code has no encode_segments: every video is indexed whole", file=sys.stderr)
+        segments = False
+    if segments:
+        try:
+            segment_window(gve, window, stride)
+        except ValueError as error:  # not a positive finite number, or a stride past the window
+            raise SearchError(f"--window/--stride: {error}") from None
+    index = index_videos(gve, video_files, output / "cache", identity, segments=segments, window=window, stride=stride)
+    skipped = {video_files[i].relative_to(folder).as_posix(): reason for i, reason in index.errors.items()}
     for name, reason in skipped.items():
         print(f"skipped {name}: {reason}", file=sys.stderr)
-    if embeddings is None:
+    if index.embeddings is None:
         raise SearchError(f"none of the {len(video_files)} videos in {folder} could be embedded")
-    indexed = [video_files[i] for i in positions]
+    indexed = index.videos
 
     try:
         query_embeddings = gve.encode([q.as_input() for q in queries], instruction=query_instruction())
     except ValueError as error:  # GVEInputError gives the query's position and the reason
         raise SearchError(_query_failure(error, queries)) from None
-    results = rank(query_embeddings, embeddings, indexed, folder, queries, min(top_k, len(indexed)))
+    top = min(top_k, len(indexed))
+    results = rank(query_embeddings, index.embeddings, indexed, folder, queries, top, index.rows)
     print(format_results(results))
     page = write_html(output / "results.html", results, model_id=model_id, folder=folder, count=len(indexed))
     print(f"\nresults page: {page.resolve()}")
-    return SearchReport(results, indexed, page, skipped, embedded)
+    segmented = {path.relative_to(folder).as_posix(): spans for path, spans in index.segments().items()}
+    return SearchReport(results, indexed, page, skipped, index.embedded, segmented)

@@ -1,6 +1,15 @@
-"""The queries of a video search: what a query is, a queries file, and the queries given on the command line."""
+"""The queries of a video search: what a query is, a queries file, and the queries given on the command line.
+
+A queries file is a JSON list of objects, each with any of "text", "image" and "video" (a composed query has
+"text" and a medium), an optional "name", an optional "instruction" and an optional "expected": the video that
+should come first (its file name, or its path relative to the video folder). A query that names one moment of a
+video also gives that moment's span in seconds, "expected_start" and "expected_end" (numbers, with "expected"):
+it is answered right when its first hit is that video with a time range whose temporal IoU with the span is at
+least 0.5 (`report.MOMENT_IOU`). Media paths are relative to the file.
+"""
 
 import json
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
@@ -8,7 +17,8 @@ from types import ModuleType
 from gve_tools.errors import GVEToolsError
 from gve_tools.repo import remote_module
 
-QUERY_KEYS = ("name", "text", "image", "video", "expected", "instruction")
+QUERY_KEYS = ("name", "text", "image", "video", "expected", "expected_start", "expected_end", "instruction")
+SPAN_KEYS = ("expected_start", "expected_end")  # numbers (seconds); every other key is a non-empty string
 
 
 class SearchError(GVEToolsError, RuntimeError):
@@ -25,6 +35,15 @@ class Query:
     video: Path | None = None
     expected: str | None = None  # file name (or path relative to the video folder) of the video that should come first
     instruction: str | None = None  # the query's own instruction (default: the query instruction)
+    expected_start: float | None = None  # the expected moment of the expected video, in seconds (both or neither)
+    expected_end: float | None = None
+
+    @property
+    def expected_span(self) -> tuple[float, float] | None:
+        """The (start, end) of the moment the query names, in seconds; None when it names a whole video or none."""
+        if self.expected_start is None or self.expected_end is None:
+            return None
+        return (self.expected_start, self.expected_end)
 
     def as_input(self) -> str | dict[str, str]:
         """The input `GVEModel.encode` takes for this query."""
@@ -68,8 +87,25 @@ def _medium(path: str | Path, base: Path, where: str) -> Path:
     return resolved
 
 
+def _span_problem(item: dict) -> str | None:
+    """What is wrong with a query object's expected moment, if anything."""
+    given = [key for key in SPAN_KEYS if key in item]
+    if not given:
+        return None
+    if len(given) == 1:
+        return f"{given[0]} needs {SPAN_KEYS[1 - SPAN_KEYS.index(given[0])]} (a moment has both)"
+    if "expected" not in item:
+        return "expected_start and expected_end need expected (the video the moment is in)"
+    values = [item[key] for key in SPAN_KEYS]
+    if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) for v in values):
+        return f"expected_start and expected_end must be numbers of seconds, got {values[0]!r} and {values[1]!r}"
+    if not 0 <= values[0] < values[1]:
+        return f"expected_start must be at least 0 and below expected_end, got {values[0]:g} and {values[1]:g}"
+    return None
+
+
 def load_queries(path: str | Path) -> list[Query]:
-    """Read a queries file: a JSON list of {"name"?, "text"?, "image"?, "video"?, "expected"?}, media relative to it."""
+    """Read a queries file (the module's docstring says its format): its queries, media resolved relative to it."""
     path = Path(path)
     if not path.is_file():
         raise SearchError(f"the queries file {path} does not exist")
@@ -87,9 +123,16 @@ def load_queries(path: str | Path) -> list[Query]:
         unknown = sorted(set(item) - set(QUERY_KEYS))
         if unknown:
             raise SearchError(f"{where}: unknown key(s) {', '.join(unknown)} (allowed: {', '.join(QUERY_KEYS)})")
-        bad = [key for key, value in item.items() if not isinstance(value, str) or not value.strip()]
+        bad = [
+            key
+            for key, value in item.items()
+            if key not in SPAN_KEYS and (not isinstance(value, str) or not value.strip())
+        ]
         if bad:
             raise SearchError(f"{where}: {', '.join(bad)} must be non-empty string(s)")
+        problem = _span_problem(item)
+        if problem:
+            raise SearchError(f"{where}: {problem}")
         if not {"text", "image", "video"} & item.keys():
             raise SearchError(f"{where}: a query needs a text, an image or a video")
         if {"image", "video"} <= item.keys():
@@ -102,6 +145,8 @@ def load_queries(path: str | Path) -> list[Query]:
                 video=_medium(item["video"], path.parent, where) if "video" in item else None,
                 expected=item.get("expected"),
                 instruction=item.get("instruction"),
+                expected_start=float(item["expected_start"]) if "expected_start" in item else None,
+                expected_end=float(item["expected_end"]) if "expected_end" in item else None,
             )
         )
     return queries

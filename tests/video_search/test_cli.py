@@ -52,6 +52,33 @@ def test_help_explains_the_job():
     assert result.returncode == 0
     for words in ("--model", "--videos", "--queries", "--composed TEXT MEDIA", "--top-k", "--output", "--dtype"):
         assert words in result.stdout, words
+    for words in ("--no-segments", "--window SECONDS", "--stride SECONDS", '"expected_start"', "IoU >= 0.5"):
+        assert words in result.stdout, words
     for words in ("bundled/gve-tiny-synthetic", "Alibaba-NLP/GVE-3B", "results.html", "cache", "recursively"):
         assert words in result.stdout, words
     assert "remote code" in result.stdout  # what keys the cache
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--window", "0"], "--window/--stride: window must be a finite number of seconds above 0, got 0"),
+        (["--stride", "nan"], "--window/--stride: stride must be a finite number of seconds above 0, got nan"),
+        (["--window", "2", "--stride", "3"], "--window/--stride: stride (3 s) must be at most window (2 s)"),
+        (["--no-segments", "--stride", "1"], "--stride sets the segments, which --no-segments turns off"),
+    ],
+)
+def test_bad_segment_settings_are_explained(clips, tmp_path, capsys, args, message):
+    with pytest.raises(SystemExit) as exit_info:
+        vs.main(["--videos", str(clips / "videos"), "--text", "a", "--output", str(tmp_path), *args])
+    assert exit_info.value.code == 1
+    assert f"error: {message}" in capsys.readouterr().err
+
+
+def test_a_stride_longer_than_the_checkpoints_window_is_explained(tiny_path, clips, tmp_path, capsys):
+    args = ["--model", str(tiny_path), "--videos", str(clips / "videos"), "--output", str(tmp_path), "--text", "a"]
+    with pytest.raises(SystemExit) as exit_info:
+        vs.main([*args, "--stride", "9"])
+    assert exit_info.value.code == 1
+    # the tiny checkpoint samples 8 frames at 1 fps: 8-second windows
+    assert "\nerror: --window/--stride: stride (9 s) must be at most window (8 s)" in capsys.readouterr().err

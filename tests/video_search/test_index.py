@@ -9,6 +9,7 @@ import torch
 
 from gve_tools import video_search as vs
 from gve_tools.media import moving_square, write_video
+from gve_tools.repo import query_instruction
 from gve_tools.video_search import job
 
 
@@ -116,3 +117,63 @@ def test_unreadable_videos_are_skipped_and_reported(tiny_path, model, clips, tmp
     assert "skipped broken.mp4: " in err
     assert "inputs[" not in err and "inputs[" not in report.skipped["broken.mp4"]  # the reason, not encode's label
     assert [hit.video for hit in report.results[0].hits] == ["red_right.mp4"]
+
+
+@pytest.mark.slow
+def test_videos_longer_than_the_window_are_indexed_as_segments_and_cached(
+    tiny_path, model, clips, tmp_path, monkeypatch, capsys
+):
+    folder = tmp_path / "videos"
+    shutil.copytree(clips / "videos", folder)
+    write_video(folder / "long.mp4", moving_square(40, colour="white", direction="left"))  # 5 s at 8 fps; others 2 s
+    calls = {"whole": [], "segments": []}
+    encode_stream, encode_segments = model.encode_stream, model.encode_segments
+
+    def streaming(inputs, instruction=None, **kwargs):
+        if instruction is None:  # documents: the videos
+            calls["whole"].append([os.path.basename(item) for item in inputs])
+        return encode_stream(inputs, instruction, **kwargs)
+
+    def segmenting(video, window=None, stride=None, *args, **kwargs):
+        calls["segments"].append((os.path.basename(video), window, stride))
+        return encode_segments(video, window, stride, *args, **kwargs)
+
+    monkeypatch.setattr(model, "encode_stream", streaming)
+    monkeypatch.setattr(model, "encode_segments", segmenting)
+    monkeypatch.setattr(job, "load_model", lambda *args, **kwargs: model)
+    queries = [
+        vs.Query("text", text="a white square moving left"),
+        vs.Query("video", video=clips / "queries/probe.mp4"),
+    ]
+    run = dict(model=str(tiny_path), videos=folder, queries=queries, output=tmp_path / "out", top_k=4)
+
+    report = vs.video_search(**run, window=2.5)
+    assert calls == {
+        "whole": [["green_down.mp4", "blue_left.MP4", "red_right.mp4"]],
+        "segments": [("long.mp4", 2.5, None)],
+    }
+    assert "indexing 4 videos: 0 from the cache, 4 to embed (1 longer than the 2.5 s window, as segments)" in (
+        capsys.readouterr().out
+    )
+    segments = encode_segments(str(folder / "long.mp4"), 2.5, show_progress_bar=False)
+    assert report.segments == {"long.mp4": segments.spans} and len(segments.spans) > 1
+    embedded = model.encode([query.as_input() for query in queries], instruction=query_instruction())
+    for result, query in zip(report.results, embedded, strict=True):
+        (hit,) = [hit for hit in result.hits if hit.video == "long.mp4"]
+        span, score = segments.best(query)
+        assert hit.span == span and hit.score == pytest.approx(score, abs=1e-5)
+        assert all(other.span is None for other in result.hits if other is not hit)
+
+    again = vs.video_search(**run, window=2.5)  # everything from the cache, segments included
+    assert len(calls["whole"]) == 1 and len(calls["segments"]) == 1 and again.embedded == 0
+    assert "indexing 4 videos: 4 from the cache, 0 to embed (1 longer" in capsys.readouterr().out
+    assert [result.hits for result in again.results] == [result.hits for result in report.results]
+
+    vs.video_search(**run, window=2.0, stride=1.0)  # other segments of the long video; the 2 s clips stay whole
+    assert calls["segments"][1:] == [("long.mp4", 2.0, 1.0)] and len(calls["whole"]) == 1
+    assert "indexing 4 videos: 3 from the cache, 1 to embed (1 longer than the 2 s window" in capsys.readouterr().out
+
+    whole = vs.video_search(**run, segments=False)  # the long video embedded whole, as a document
+    assert calls["whole"][1:] == [["long.mp4"]] and len(calls["segments"]) == 2
+    assert "indexing 4 videos: 3 from the cache, 1 to embed\n" in capsys.readouterr().out
+    assert whole.segments == {} and all(hit.span is None for result in whole.results for hit in result.hits)

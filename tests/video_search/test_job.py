@@ -12,7 +12,6 @@ from PIL import Image
 
 from gve_tools import video_search as vs
 from gve_tools.media import moving_square, write_video
-from gve_tools.repo import ROOT
 from gve_tools.video_search import job
 from tests.video_search.support import brute_force
 
@@ -117,24 +116,4 @@ def test_a_model_that_cannot_be_loaded_is_explained(clips, tmp_path, capsys):
     assert f"error: cannot load the model {str(tmp_path)!r}: " in capsys.readouterr().err
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(
-    not (ROOT / vs.BUNDLED_MODEL).is_dir(),
-    reason=f"the bundled model {vs.BUNDLED_MODEL} is not in the repository yet (it is being trained)",
-)
-def test_the_default_run_retrieves_each_sample_caption_clip_first(tmp_path, capsys):
-    report = vs.video_search(output=tmp_path)
-    checked = [result for result in report.results if result.query.expected is not None]
-    captions = [result for result in checked if result.query.kind == "text"]
-    assert len(captions) == 7 and len(checked) == 10, "every sample clip's caption, and three other queries"
-    misses = {r.query.name: r.expected_rank for r in captions if not r.expected_first}
-    assert not misses, misses
-    # the summary line counts what the tables show, per kind of query
-    kinds = {}
-    for result in checked:
-        kinds.setdefault(result.query.kind, []).append(result.expected_first)
-    counts = ", ".join(f"{kind} {sum(firsts)}/{len(firsts)}" for kind, firsts in kinds.items())
-    first = sum(r.expected_first for r in checked)
-    assert f"expected video first: {first}/10 queries ({counts})" in capsys.readouterr().out
-    assert counts.startswith("text 7/7, ")
-    assert report.html.is_file()
+# The default run on the bundled samples (their clips, captions and moments) is test_moments.py's.

@@ -66,6 +66,16 @@ def test_command_line_queries_are_named_by_kind_and_share_an_instruction(clips, 
         ([{"text": "a", "expected": 3}], "query 1: expected must be non-empty string(s)"),
         ([{"image": "missing.png"}], "query 1: missing.png does not exist (looked for "),
         ([{"image": "queries/blue.png", "video": "queries/probe.mp4"}], "a query has an image or a video, not both"),
+        ([{"text": "a", "expected": "a.mp4", "expected_start": 1}], "expected_start needs expected_end (a moment has"),
+        ([{"text": "a", "expected_start": 1, "expected_end": 2}], "expected_start and expected_end need expected"),
+        ([{"text": "a", "expected": "a.mp4", "expected_start": "1", "expected_end": 2}], "must be numbers of seconds"),
+        ([{"text": "a", "expected": "a.mp4", "expected_start": True, "expected_end": 2}], "must be numbers of seconds"),
+        (
+            [{"text": "a", "expected": "a.mp4", "expected_start": 3, "expected_end": 2}],
+            "at least 0 and below expected_end",
+        ),
+        ([{"text": "a", "expected": "a.mp4", "expected_start": -1, "expected_end": 2}], "got -1 and 2"),
+        ([{"text": "a", "expected": "a.mp4", "expected_start": 1, "expected_end": "nan"}], "must be numbers"),
     ],
 )
 def test_a_bad_queries_file_is_explained(clips, tmp_path, capsys, content, message):
@@ -79,3 +89,17 @@ def test_a_bad_queries_file_is_explained(clips, tmp_path, capsys, content, messa
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err
     assert str(queries) in err
+
+
+def test_a_query_can_name_a_moment_of_its_expected_video(tmp_path):
+    queries = write(
+        tmp_path / "q.json",
+        [
+            {"text": "a red square", "expected": "long.mp4", "expected_start": 8, "expected_end": 12.5},
+            {"text": "a blue one", "expected": "short.mp4"},
+        ],
+    )
+    moment, whole = vs.load_queries(queries)
+    assert moment == Query("query 1", text="a red square", expected="long.mp4", expected_start=8.0, expected_end=12.5)
+    assert moment.expected_span == (8.0, 12.0 + 0.5) and isinstance(moment.expected_start, float)
+    assert whole.expected_span is None and moment.as_input() == "a red square"  # the moment is no part of the input
