@@ -54,9 +54,7 @@ def run(mode: str, model: str, video: Path, controls: dict[str, Any], output: Pa
         processing = sys.modules[type(loaded.processor).__module__]
         options = {**loaded.config.video_options(), **controls}
         duration = processing.probe_video(str(video), processing.MediaLimits()).duration
-        spans = processing.segment_spans(
-            duration, options["max_frames"] / options["fps"], options["max_frames"] / options["fps"]
-        )
+        spans = processing.segment_spans(duration, *processing.segment_settings(None, None, options))
         items = [{"video": str(video), "video_start": start, "video_end": end} for start, end in spans]
         embeddings = loaded.encode(items, show_progress_bar=False, **controls)
     else:
