@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Embed a corpus with GVE on Ray Data, into resumable Parquet shards, and optionally a FAISS index.
+"""Embed a corpus with GVE on Ray Data, into resumable Parquet shards, and optionally a FAISS index; with
+`--segment-seconds`, long videos as segments, one vector each with its start and end.
 
 The command line of `gve_tools.corpus.cli`; `--help` lists its options.
 """

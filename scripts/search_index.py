@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Search a FAISS index built by `embed_corpus.py --index` with a text, image, video or composed query.
+"""Search a FAISS index built by `embed_corpus.py --index` with a text, image, video or composed query; prints
+each hit's time range, and with `--by-video` scores each video by its best segment.
 
 The command line of `gve_tools.corpus.search_cli`; `--help` lists its options.
 """

@@ -2,6 +2,8 @@
 `embed_corpus` (and `build_index` with `--index`) on the running Ray, a Ray cluster, or a local Ray it starts.
 
     python scripts/embed_corpus.py manifest.jsonl --checkpoint Alibaba-NLP/GVE-3B --out corpus-emb --index
+    python scripts/embed_corpus.py manifest.jsonl --checkpoint Alibaba-NLP/GVE-3B --out corpus-emb --index \\
+        --segment-seconds 8    # long videos as 8-second segments: search_index.py finds the moment
 """
 
 import argparse
@@ -12,7 +14,7 @@ from gve_tools.corpus.cluster import PlanError, ensure_ray
 from gve_tools.corpus.index import DEFAULT_RESCORE, build_index, vector_format
 from gve_tools.corpus.manifest import ManifestError
 from gve_tools.corpus.pipeline import embed_corpus
-from gve_tools.corpus.settings import DEFAULT_SHARD_SIZE
+from gve_tools.corpus.settings import DEFAULT_SHARD_SIZE, check_segments
 from gve_tools.corpus.shards import OutputMismatch
 from gve_tools.corpus.stages import ItemError
 from gve_tools.models import DTYPES
@@ -52,6 +54,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--num-workers", type=int, help="decoding threads per actor with --preprocess actor")
     parser.add_argument("--instruction", help="system instruction for every row (default: the checkpoint's)")
+    parser.add_argument(
+        "--segment-seconds",
+        type=float,
+        metavar="S",
+        help="embed each video row longer than S seconds as segments of S seconds (model.encode_segments), one "
+        "vector each, with its start and end in the shards and the index, so that a search finds the moment. "
+        "A row with text or an image beside its video, or with its own video_start/video_end (that span stays "
+        "one vector), and shorter videos, images and texts are embedded whole, as without this option",
+    )
+    parser.add_argument(
+        "--segment-stride",
+        type=float,
+        metavar="T",
+        help="with --segment-seconds: seconds from one segment's start to the next (at most S; less overlaps "
+        "them; default: the model's, encode_segments' stride)",
+    )
     parser.add_argument("--on-error", default="raise", choices=("raise", "skip"), help="bad items: stop, or list them")
     parser.add_argument("--shard-size", type=int, default=DEFAULT_SHARD_SIZE, help="manifest rows per output shard")
     parser.add_argument("--max-shards", type=int, help="stop after this many new shards (re-run to continue)")
@@ -77,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
         vectors = vector_format(args.vectors, args.rescore)
     except ValueError as error:
         parser.error(f"--vectors/--rescore: {error}")
+    try:
+        check_segments(args.segment_seconds, args.segment_stride)
+    except ValueError as error:
+        parser.error(f"--segment-seconds/--segment-stride: {error}")
 
     started_ray = ensure_ray(args.address, args.num_cpus)
     try:
@@ -100,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
             shard_size=args.shard_size,
             max_shards=args.max_shards,
             show_progress_bar=not args.no_progress,
+            segment_seconds=args.segment_seconds,
+            segment_stride=args.segment_stride,
         )
         if args.index and not summary.shards_left:
             summary.index = build_index(args.out, kind=args.index_kind, vectors=vectors)

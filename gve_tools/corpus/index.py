@@ -2,21 +2,25 @@
 
 The index holds re-normalised vectors in one of `gve_tools.vectors`' formats: float32 (inner product, so scores
 are cosines), int8 (FAISS's 8-bit scalar quantizer) or binary (sign bits, hamming). It is exact up to
-`EXACT_INDEX_LIMIT` vectors, IVF above. `index.faiss` holds it and `index.json` its ids (in index order), its kind,
-its vector format and the run's settings. An int8 or binary index keeps the float vectors beside it
+`EXACT_INDEX_LIMIT` vectors, IVF above: one vector per shard row, so one per segment of a video embedded as
+segments. `index.faiss` holds it and `index.json` its ids (in index order), their spans (`spans`: [start, end] in
+seconds for each vector, [null, null] for a whole item; left out when no vector has one), its kind, its vector
+format and the run's settings. An int8 or binary index keeps the float vectors beside it
 (`vectors.npy`, float16), from which a search re-scores its top candidates (read through a memory map, so only
 those rows are read). A query is embedded with the index's own checkpoint and revision, with the query
-instruction by default (the corpus was embedded as documents).
+instruction by default (the corpus was embedded as documents). A search returns `Hit`s (id, score, start, end);
+`by_video=True` ranks ids instead, each scored by its best vector (a video by its best segment), searching deeper
+until it has k distinct ids.
 """
 
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from gve_tools.corpus.shards import read_embeddings, replace_durably, write_atomic
+from gve_tools.corpus.shards import read_corpus, replace_durably, write_atomic
 from gve_tools.models import load_model
 from gve_tools.repo import query_instruction
 from gve_tools.vectors import VectorFormat, make_index
@@ -30,6 +34,16 @@ EXACT_INDEX_LIMIT = 100_000
 DEFAULT_RESCORE = 100
 FLOAT_VECTORS = "vectors.npy"  # the float vectors of a compact index, float16 unit vectors in index order
 _QUERY_INSTRUCTION = object()  # search's default: GVE's query instruction, read from the remote code when needed
+
+
+class Hit(NamedTuple):
+    """A search result: the id, its score, and the time range of the vector that scored (seconds; None for a whole
+    item, and an end of None runs to the video's end: `gve_tools.corpus.shards.item_span`)."""
+
+    id: str
+    score: float
+    start: float | None = None
+    end: float | None = None
 
 
 def build_index(
@@ -46,8 +60,8 @@ def build_index(
     default, `nprobe` searched) above. Vectors are re-normalised (float16 shards round them), so float32 scores
     are cosines. `vectors` is a kind (float32, int8, binary) or a whole `VectorFormat`; `rescore` is the default
     re-scoring depth of an int8 or binary index (`DEFAULT_RESCORE` for a kind; a `VectorFormat`'s own rescore;
-    0 is off). Writes `index.faiss` and `index.json` (ids in index order, the format), and for int8 and binary
-    `vectors.npy`, the float vectors the re-scoring reads.
+    0 is off). Writes `index.faiss` and `index.json` (ids in index order, their spans, the format), and for int8 and
+    binary `vectors.npy`, the float vectors the re-scoring reads.
 
     Raises:
         DamagedShard: a shard cannot be read.
@@ -59,7 +73,8 @@ def build_index(
     fmt = vector_format(vectors, rescore)
     if kind not in ("auto", "flat", "ivf"):
         raise ValueError(f"index kind must be 'auto', 'flat' or 'ivf', got {kind!r}")
-    ids, embeddings = read_embeddings(out)
+    corpus = read_corpus(out)
+    ids, embeddings = corpus.ids, corpus.embeddings
     if not ids:
         raise ValueError(f"{out} has no embeddings to index")
     embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
@@ -80,6 +95,8 @@ def build_index(
     (faiss.write_index_binary if fmt.kind == "binary" else faiss.write_index)(index, str(temporary))
     replace_durably(temporary, path)
     description.update(settings=json.loads((out / "settings.json").read_text()), ids=ids)
+    if any(start is not None for start in corpus.starts):
+        description["spans"] = [list(span) for span in corpus.spans]
     if kind == "ivf":
         description.update(nlist=index.nlist, nprobe=index.nprobe)
     write_atomic(out / "index.json", json.dumps(description).encode())
@@ -108,7 +125,8 @@ def index_format(description: dict[str, Any]) -> VectorFormat:
 
 
 def load_index(folder: str | Path) -> tuple[Any, list[str], dict[str, Any]]:
-    """The FAISS index of an embed_corpus output folder, its ids (in index order) and its description."""
+    """The FAISS index of an embed_corpus output folder, its ids (in index order) and its description (with the
+    ids' `spans` when the index has any)."""
     import faiss
 
     folder = Path(folder)
@@ -150,8 +168,14 @@ def search(
     instruction: str | None = _QUERY_INSTRUCTION,
     loaded: tuple | None = None,
     rescore: int | None = None,
-) -> list[list[tuple[str, float]]]:
-    """Top-k `(id, score)` for each query (a text, or a dict with any of `text`, `image`, `video`).
+    by_video: bool = False,
+) -> list[list[Hit]]:
+    """Top-k `Hit`s (id, score, start, end) for each query (a text, or a dict with any of `text`, `image`, `video`).
+
+    A video embedded as segments has one vector per segment, so several of its segments can be hits. With
+    `by_video`, the hits are the top-k distinct ids instead, each with its best vector's score and span (a video's
+    score is its best segment's): the search goes deeper (4x at a time) until each query has k distinct ids or
+    the whole index was searched.
 
     Scores are cosines for a float32 index and for a re-scored one; otherwise the compact score (int8: the
     query's inner product with the int8 vectors; binary: 1 - 2·hamming/D of the sign bits). `model` defaults to
@@ -178,9 +202,31 @@ def search(
     dimension = description.get("dimension", index.d)
     if vectors.shape[1] != dimension:
         raise ValueError(f"the model embeds in {vectors.shape[1]} dimensions, the index has {dimension}")
-    scores, positions = search_vectors(index, vectors, min(k, len(ids)), fmt, float_vectors)
-    results = []
-    for row_positions, row_scores in zip(positions, scores, strict=True):
-        hits = zip(row_positions, row_scores, strict=True)
-        results.append([(ids[position], float(score)) for position, score in hits if position >= 0])
-    return results
+    spans = description.get("spans")
+
+    def hits(row_positions, row_scores) -> list[Hit]:
+        found = zip(row_positions, row_scores, strict=True)
+        return [Hit(ids[at], float(score), *(spans[at] if spans else (None, None))) for at, score in found if at >= 0]
+
+    if not by_video:
+        scores, positions = search_vectors(index, vectors, min(k, len(ids)), fmt, float_vectors)
+        return [hits(*row) for row in zip(positions, scores, strict=True)]
+    wanted = min(k, len(set(ids)))
+    depth = min(4 * k, len(ids))
+    while True:
+        scores, positions = search_vectors(index, vectors, depth, fmt, float_vectors)
+        results = [best_per_id(hits(*row)) for row in zip(positions, scores, strict=True)]
+        if depth >= len(ids) or all(len(result) >= wanted for result in results):
+            return [result[:k] for result in results]
+        depth = min(4 * depth, len(ids))
+
+
+def best_per_id(hits: list[Hit]) -> list[Hit]:
+    """Ranked hits, each id's first (its best) only: a video scored by its best segment."""
+    seen: set[str] = set()
+    best = []
+    for hit in hits:
+        if hit.id not in seen:
+            seen.add(hit.id)
+            best.append(hit)
+    return best

@@ -1,13 +1,14 @@
 """The run: `embed_corpus` checks the output folder, finds the shards left to do, runs the Ray Data pipeline over
-them (the stages of `stages`) and writes each shard as soon as all its rows are back."""
+them (the stages of `stages`) and writes each shard as soon as all its rows are back (a row embedded as segments
+comes back once, with all its segments)."""
 
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from gve_tools.corpus.cluster import check_resources, wait_for_cpus
-from gve_tools.corpus.manifest import MANIFEST_FIELDS, read_manifest, shard_digest
-from gve_tools.corpus.settings import DEFAULT_SHARD_SIZE, check_settings, run_settings
+from gve_tools.corpus.manifest import MANIFEST_FIELDS, TIME_RANGE, read_manifest, shard_digest
+from gve_tools.corpus.settings import DEFAULT_SHARD_SIZE, check_segments, check_settings, run_settings
 from gve_tools.corpus.shards import OutputMismatch, errors_path, gather_errors, shard_metadata, shard_path, write_shard
 from gve_tools.corpus.stages import Embedder, ItemError, find_item_error, preprocess
 
@@ -21,6 +22,8 @@ class Summary:
     out: Path
     items: int = 0  # rows in the manifest
     embedded: int = 0  # embedded and written by this run
+    segmented: int = 0  # of those, videos embedded as segments (--segment-seconds)
+    vectors: int = 0  # vectors written by this run: one per item embedded whole, one per segment
     resumed: int = 0  # already in finished shards, not recomputed
     failed: int = 0  # bad items this run (in the errors files)
     shards_written: list[int] = field(default_factory=list)
@@ -37,6 +40,11 @@ class Summary:
         lines = [
             f"items in manifest: {self.items}",
             f"embedded:          {self.embedded} ({len(self.shards_written)} shard(s) written)",
+            *(
+                [f"segmented:         {self.segmented} video(s) as segments; {self.vectors} vector(s) written"]
+                if self.segmented
+                else []
+            ),
             f"skipped (done):    {self.resumed} ({len(self.shards_skipped)} finished shard(s) from earlier runs)",
             f"failed:            {self.failed}" + (f" (listed in {self.out / 'errors.jsonl'})" if self.failed else ""),
             f"speed:             {self.items_per_second:.2f} items/s ({self.seconds:.1f} s)",
@@ -70,10 +78,17 @@ def embed_corpus(
     shard_size: int = DEFAULT_SHARD_SIZE,
     max_shards: int | None = None,
     show_progress_bar: bool = True,
+    segment_seconds: float | None = None,
+    segment_stride: float | None = None,
 ) -> Summary:
     """Embed a manifest into Parquet shards under `out` (see the package docstring); Ray must be initialised.
 
+    With `segment_seconds`, a row that is a video alone (no text, no image, no `video_start`/`video_end` of its
+    own) longer than that is embedded as segments of `segment_seconds` seconds, `segment_stride` apart (None: the
+    model's default; see `model.encode_segments`), one shard row each, with its `start` and `end`.
+
     Raises:
+        ValueError: bad arguments (e.g. a stride longer than the segments).
         ManifestError: the manifest is invalid.
         OutputMismatch: `out` holds embeddings of other settings or other manifest rows.
         DamagedShard: a finished shard in `out` cannot be read.
@@ -86,11 +101,19 @@ def embed_corpus(
         raise ValueError(f"preprocess_mode must be 'tasks' or 'actor', got {preprocess_mode!r}")
     if shard_size < 1:
         raise ValueError(f"shard_size must be at least 1, got {shard_size}")
+    check_segments(segment_seconds, segment_stride)
     out = Path(out)
     started = time.perf_counter()
     rows = read_manifest(manifest)
     settings = run_settings(
-        checkpoint, revision, dtype=dtype, float16=float16, instruction=instruction, shard_size=shard_size
+        checkpoint,
+        revision,
+        dtype=dtype,
+        float16=float16,
+        instruction=instruction,
+        shard_size=shard_size,
+        segment_seconds=segment_seconds,
+        segment_stride=segment_stride,
     )
     check_settings(out, settings)
     for folder in ("embeddings", "errors"):
@@ -151,7 +174,9 @@ def _run_pipeline(summary: Summary, shards: list, pending: list[int], settings: 
     expected = {number: len(shards[number]) for number in pending}
     results: dict[int, list[dict]] = {number: [] for number in pending}
     total = sum(expected.values())
+    segments = options["segment_seconds"] is not None
     progress = tqdm(total=total, desc="Embedding", unit="item", disable=not options["show_progress_bar"])
+    dataset, stopped_by = None, None
     try:
         dataset = _dataset(ray, shards, pending, settings, options)
         for outputs in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
@@ -160,22 +185,36 @@ def _run_pipeline(summary: Summary, shards: list, pending: list[int], settings: 
                 results[number].append(output)
                 progress.update(1)
                 if len(results[number]) == expected[number]:
-                    written, failed = write_shard(summary.out, number, shards[number], results.pop(number), settings)
+                    finished = results.pop(number)
+                    written, failed = write_shard(summary.out, number, shards[number], finished, settings)
                     summary.embedded += written
                     summary.failed += failed
+                    embedded = [result for result in finished if result["error"] is None]
+                    summary.segmented += sum(result["starts"] is not None for result in embedded)
+                    summary.vectors += sum(len(result["starts"] or [None]) for result in embedded)
                     summary.shards_written.append(number)
-                    progress.set_postfix(shards=len(summary.shards_written), failed=summary.failed)
+                    postfix = {"shards": len(summary.shards_written), "failed": summary.failed}
+                    if segments:
+                        postfix["vectors"] = summary.vectors
+                    progress.set_postfix(postfix)
     except Exception as error:
         item_error = find_item_error(error)
-        if item_error is not None:
-            raise ItemError(
-                f"{item_error.message} -- stopped (--on-error raise); {len(summary.shards_written)} shard(s) were "
-                "written and are kept. Fix or remove the item, or use --on-error skip, and re-run to resume."
-            ) from None
-        raise
+        if item_error is None:
+            raise
+        stopped_by = item_error.message
     finally:
         context.raise_original_map_exception = raise_original
         progress.close()
+    if stopped_by is not None:
+        # Raised here, out of the `except`, and without the dataset: an ItemError raised there would hold Ray's
+        # error as its context, and its traceback this run's dataset, whose model actors then keep their CPUs for
+        # as long as anyone keeps the error (a test's pytest.raises, a notebook's last exception), and a resume
+        # in the same process waits for those CPUs forever.
+        del dataset
+        raise ItemError(
+            f"{stopped_by} -- stopped (--on-error raise); {len(summary.shards_written)} shard(s) were "
+            "written and are kept. Fix or remove the item, or use --on-error skip, and re-run to resume."
+        )
 
 
 def _dataset(ray, shards: list, pending: list[int], settings: dict, options: dict):
@@ -193,8 +232,9 @@ def _dataset(ray, shards: list, pending: list[int], settings: dict, options: dic
             for number in pending
             for offset, row in enumerate(shards[number])
         ],
-        schema=pa.schema(
-            [(key, pa.string()) for key in MANIFEST_FIELDS] + [("row", pa.int64()), ("shard", pa.int64())]
+        schema=pa.schema(  # the time range in seconds: numbers (rows with one failed here before as "not bytes")
+            [(key, pa.float64() if key in TIME_RANGE else pa.string()) for key in MANIFEST_FIELDS]
+            + [("row", pa.int64()), ("shard", pa.int64())]
         ),
     )
     batch = options["batch_size"]
@@ -211,6 +251,7 @@ def _dataset(ray, shards: list, pending: list[int], settings: dict, options: dic
                 "revision": revision,
                 "instruction": options["instruction"],
                 "on_error": on_error,
+                "segment_seconds": options["segment_seconds"],
             },
             # One CPU and room for a few decoded videos a task. Asking for memory also keeps Ray from
             # fusing this stage into the model actors (it fuses stages with equal resource requests).
@@ -231,6 +272,8 @@ def _dataset(ray, shards: list, pending: list[int], settings: dict, options: dic
             "batch_size": batch,
             "max_batch_tokens": options["max_batch_tokens"],
             "num_workers": options["num_workers"],
+            "segment_seconds": options["segment_seconds"],
+            "segment_stride": options["segment_stride"],
         },
         compute=ray.data.ActorPoolStrategy(size=options["concurrency"]),
         num_gpus=options["num_gpus"] or None,

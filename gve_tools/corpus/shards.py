@@ -2,13 +2,16 @@
 errors, and reading shards back (a damaged one raises `DamagedShard`, naming it and the fix).
 
 Shard k always holds manifest rows [k * shard_size, (k + 1) * shard_size); its footer records the run's settings
-and its rows' digest (`shard_metadata`), which a resume checks.
+and its rows' digest (`shard_metadata`), which a resume checks. Its columns are `id`, `start`, `end` (float64
+seconds, `item_span`) and `embedding`: one row per item embedded whole, and one per segment of a video embedded as
+segments (in time order), all in manifest order.
 """
 
 import json
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -63,13 +66,27 @@ def replace_durably(temporary: Path, path: Path) -> None:
         os.close(folder)
 
 
+def item_span(row: dict[str, Any]) -> tuple[float | None, float | None]:
+    """The `start` and `end` of a manifest row embedded as one vector (a segment has its own).
+
+    (None, None): the whole item, with no time range (a text, an image, a composed input, a whole video, which
+    includes a video no longer than `--segment-seconds`). A row with its own `video_start`/`video_end` has them,
+    a missing start being 0.0 and a missing end None (to the video's end).
+    """
+    start, end = row.get("video_start"), row.get("video_end")
+    if start is None and end is None:
+        return None, None
+    return (0.0 if start is None else float(start)), (None if end is None else float(end))
+
+
 def write_shard(
     out: Path, number: int, rows: Sequence[dict], results: Sequence[dict], settings: dict[str, Any]
 ) -> tuple[int, int]:
     """Write one finished shard: its errors file, then its Parquet file, each by rename.
 
-    `results` are the pipeline's outputs for the shard's rows: `id`, `row`, `embedding` (float32 bytes) and
-    `error` (None, or why the item could not be embedded). Returns the numbers of items embedded and failed.
+    `results` are the pipeline's outputs for the shard's rows: `id`, `row`, `embedding` (float32 bytes: one
+    vector, or one per segment), `starts` and `ends` (a segmented row's spans, else None or absent) and `error`
+    (None, or why the item could not be embedded). Returns the numbers of items embedded and failed.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -78,9 +95,19 @@ def write_shard(
     good, bad = [], []
     for row in rows:  # manifest order
         result = by_id[row["id"]]
-        (bad if result["error"] is not None else good).append(result)
+        (bad if result["error"] is not None else good).append((row, result))
     dimension = settings["dimension"]
-    vectors = np.frombuffer(b"".join(result["embedding"] for result in good), dtype=np.float32).reshape(-1, dimension)
+    vectors = np.frombuffer(b"".join(result["embedding"] for _, result in good), dtype=np.float32).reshape(
+        -1, dimension
+    )
+    ids, starts, ends = [], [], []
+    for row, result in good:
+        spans = list(zip(result["starts"], result["ends"], strict=True)) if result.get("starts") else [item_span(row)]
+        ids.extend([result["id"]] * len(spans))
+        starts.extend(start for start, _ in spans)
+        ends.extend(end for _, end in spans)
+    if len(ids) != len(vectors):  # each segment has its vector: anything else is a bug, never a shard
+        raise ValueError(f"shard {number}: {len(vectors)} vectors for {len(ids)} rows and segments")
     if settings["embedding_dtype"] == "float16":
         vectors, value_type = vectors.astype(np.float16), pa.float16()
     else:
@@ -94,12 +121,20 @@ def write_shard(
         "digest": shard_digest(rows),
         "embedded": len(good),
         "failed": len(bad),
+        "vectors": len(ids),
     }
-    table = pa.table({"id": pa.array([result["id"] for result in good], pa.string()), "embedding": embedding})
+    table = pa.table(
+        {
+            "id": pa.array(ids, pa.string()),
+            "start": pa.array(starts, pa.float64()),
+            "end": pa.array(ends, pa.float64()),
+            "embedding": embedding,
+        }
+    )
     table = table.replace_schema_metadata({METADATA_KEY: json.dumps(metadata).encode()})
 
     if bad:
-        lines = [json.dumps({"id": r["id"], "row": r["row"] + 1, "error": r["error"]}) + "\n" for r in bad]
+        lines = [json.dumps({"id": r["id"], "row": r["row"] + 1, "error": r["error"]}) + "\n" for _, r in bad]
         write_atomic(errors_path(out, number), "".join(lines).encode())
     path = shard_path(out, number)
     temporary = path.with_name(f".{path.name}.tmp")
@@ -146,25 +181,59 @@ def shard_metadata(path: Path) -> dict[str, Any]:
     return json.loads(metadata[METADATA_KEY])
 
 
-def read_embeddings(out: str | Path) -> tuple[list[str], np.ndarray]:
-    """All ids and embeddings (float32) of an output folder, in manifest order.
+@dataclass
+class CorpusVectors:
+    """An output folder's shard rows, in manifest order (a segmented video's segments in time order)."""
+
+    ids: list[str]
+    starts: list[float | None]  # seconds; None: the whole item (`item_span`)
+    ends: list[float | None]  # seconds; None: the whole item, or to the video's end
+    embeddings: np.ndarray  # [len(ids), D] float32
+
+    @property
+    def spans(self) -> list[tuple[float | None, float | None]]:
+        return list(zip(self.starts, self.ends, strict=True))
+
+
+def read_corpus(out: str | Path) -> CorpusVectors:
+    """All shard rows of an output folder: ids, spans and embeddings (float32), in manifest order.
+
+    Shards written before `start` and `end` existed read as whole items.
 
     Raises:
         DamagedShard: a shard cannot be read.
     """
-    ids, parts = [], []
+    ids, starts, ends, parts = [], [], [], []
     for path in sorted((Path(out) / "embeddings").glob("part-*.parquet")):
-        shard_ids, vectors = _read_shard(path)
-        ids.extend(shard_ids)
-        parts.append(vectors)
+        shard = _read_shard(path)
+        ids.extend(shard.ids)
+        starts.extend(shard.starts)
+        ends.extend(shard.ends)
+        parts.append(shard.embeddings)
     dimension = json.loads((Path(out) / "settings.json").read_text())["dimension"]
-    return ids, (np.concatenate(parts) if parts else np.empty((0, dimension), np.float32))
+    vectors = np.concatenate(parts) if parts else np.empty((0, dimension), np.float32)
+    return CorpusVectors(ids, starts, ends, vectors)
 
 
-def _read_shard(path: Path) -> tuple[list[str], np.ndarray]:
+def read_embeddings(out: str | Path) -> tuple[list[str], np.ndarray]:
+    """All ids and embeddings (float32) of an output folder, in manifest order: one per vector, so a video
+    embedded as segments has its id once per segment (`read_corpus` has their spans).
+
+    Raises:
+        DamagedShard: a shard cannot be read.
+    """
+    corpus = read_corpus(out)
+    return corpus.ids, corpus.embeddings
+
+
+def _read_shard(path: Path) -> CorpusVectors:
     with open_shard(path) as shard:
         table = shard.read()
     column = table.column("embedding").combine_chunks()
     dimension = column.type.list_size
     vectors = column.values.to_numpy(zero_copy_only=False).reshape(-1, dimension).astype(np.float32)
-    return table.column("id").to_pylist(), vectors
+    ids = table.column("id").to_pylist()
+    names = table.column_names
+    starts = table.column("start").to_pylist() if "start" in names else [None] * len(ids)
+    ends = table.column("end").to_pylist() if "end" in names else [None] * len(ids)
+    return CorpusVectors(ids, starts, ends, vectors)

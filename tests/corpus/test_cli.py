@@ -15,6 +15,9 @@ def test_help_explains_itself(capsys):
     text = capsys.readouterr().out
     for option in ("--address", "--concurrency", "--num-gpus", "--on-error", "--float16", "--index", "--max-shards"):
         assert option in text
+    for option in ("--segment-seconds", "--segment-stride"):
+        assert option in text
+    assert "own video_start/video_end (that span stays one vector)" in " ".join(text.split())
     assert "import gve_tools.corpus as m; help(m)" in text  # where the manifest format is described
 
 
@@ -22,8 +25,8 @@ def test_help_explains_itself(capsys):
 @pytest.mark.parametrize(
     ("script", "options"),
     [
-        ("embed_corpus.py", ("--checkpoint", "--shard-size", "--index-kind")),
-        ("search_index.py", ("--text", "--image", "--video", "--k", "--json")),
+        ("embed_corpus.py", ("--checkpoint", "--shard-size", "--index-kind", "--segment-seconds")),
+        ("search_index.py", ("--text", "--image", "--video", "--k", "--json", "--by-video")),
         ("make_sample_manifest.py", ("--items", "--bad", "--seed")),
     ],
 )

@@ -48,8 +48,8 @@ def test_a_compact_index_returns_the_brute_force_top_k(folder, model, query_vect
     assert isinstance(index, faiss.IndexBinaryFlat if kind == "binary" else faiss.IndexScalarQuantizer)
 
     results = search(out, QUERIES, model, k=K, rescore=0)
-    scores = np.array([[score for _, score in result] for result in results])
-    positions = np.array([[ids.index(ident) for ident, _ in result] for result in results])
+    scores = np.array([[hit.score for hit in result] for result in results])
+    positions = np.array([[ids.index(hit.id) for hit in result] for result in results])
     compact_queries, compact_corpus = scoring_vectors(query_vectors, vectors, VectorFormat(kind))
     assert_same_top_k(scores, positions, compact_queries @ compact_corpus.T, k=K, atol=1e-4)
 
@@ -61,8 +61,8 @@ def test_rescoring_restores_the_float_ranking(folder, model, query_vectors, kind
     build_index(out, vectors=kind)  # re-scores its top 100: the whole corpus
     exact = query_vectors @ vectors.T
     for result, row in zip(search(out, QUERIES, model, k=K), exact, strict=True):
-        assert [ident for ident, _ in result] == [ids[i] for i in np.argsort(-row)[:K]]
-        np.testing.assert_allclose([score for _, score in result], np.sort(row)[::-1][:K], atol=2e-3)  # float16
+        assert [hit.id for hit in result] == [ids[i] for i in np.argsort(-row)[:K]]
+        np.testing.assert_allclose([hit.score for hit in result], np.sort(row)[::-1][:K], atol=2e-3)  # float16
 
 
 @pytest.mark.ray

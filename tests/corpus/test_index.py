@@ -25,6 +25,7 @@ def test_search_matches_brute_force(embedded, corpus_rows, model, media, kind):
     assert index_path == out / "index.faiss"
     description = json.loads((out / "index.json").read_text())
     assert description["kind"] == kind and description["ids"] == [str(row["id"]) for row in rows]
+    assert "spans" not in description  # no row has a time range: every vector is a whole item
 
     queries = [
         "a red square moving to the right",
@@ -40,8 +41,9 @@ def test_search_matches_brute_force(embedded, corpus_rows, model, media, kind):
     scores = query_vectors @ documents.T
     for result, row_scores in zip(results, scores, strict=True):
         top = torch.topk(row_scores, k)
-        assert [ident for ident, _ in result] == [str(rows[i]["id"]) for i in top.indices.tolist()]
-        np.testing.assert_allclose([score for _, score in result], top.values.numpy(), atol=1e-4)
+        assert [hit.id for hit in result] == [str(rows[i]["id"]) for i in top.indices.tolist()]
+        np.testing.assert_allclose([hit.score for hit in result], top.values.numpy(), atol=1e-4)
+        assert all(hit.start is None and hit.end is None for hit in result)
     index, ids, _ = load_index(out)
     assert index.ntotal == len(ids) == len(rows)
 
