@@ -16,6 +16,12 @@ def describe(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def seconds(value: float) -> str:
+    """Seconds as time ranges show them: at most two decimals, at least one (8.0, 7.75, 31.25)."""
+    text = f"{value:.2f}".rstrip("0")
+    return text + "0" if text.endswith(".") else text
+
+
 def docstring_parser(doc: str, prog: str | None = None, epilog: str = "") -> argparse.ArgumentParser:
     """An argument parser whose help is a command's docstring: its text, then its `    python ...` examples.
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from gve_tools.corpus.index import Hit, load_index, load_query_model, search, search_format
 from gve_tools.models import ModelLoadError
 from gve_tools.repo import query_instruction
+from gve_tools.text import seconds
 
 # What a score is, by the vectors that gave it (a re-scored index's are float cosines).
 SCORES = {
@@ -108,11 +109,6 @@ def time_range(hit: Hit) -> str:
     if hit.end is None:
         return f"{seconds(hit.start)} s-end"
     return f"{seconds(hit.start)}-{seconds(hit.end)} s"
-
-
-def seconds(value: float) -> str:
-    """Seconds with one decimal (12.0), or two when the value has more (7.04 for 7.041667; --json has it whole)."""
-    return f"{value:.1f}" if round(value, 1) == round(value, 6) else f"{value:.2f}"
 
 
 if __name__ == "__main__":

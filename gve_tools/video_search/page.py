@@ -14,7 +14,8 @@ import io
 import math
 from pathlib import Path
 
-from gve_tools.video_search.report import MOMENT_IOU, Hit, QueryResult, is_expected, seconds
+from gve_tools.text import seconds
+from gve_tools.video_search.report import MOMENT_IOU, Hit, QueryResult, is_expected
 
 THUMBNAIL_FRAMES = 6
 THUMBNAIL_HEIGHT = 72

@@ -10,15 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gve_tools.evaluation.moments import temporal_iou
+from gve_tools.text import seconds
 from gve_tools.video_search.queries import Query
 
 MOMENT_IOU = 0.5  # the temporal IoU at which a hit's range is the expected moment
-
-
-def seconds(value: float) -> str:
-    """Seconds as shown: at most two decimals, at least one (8.0, 7.75, 31.25)."""
-    text = f"{value:.2f}".rstrip("0")
-    return text + "0" if text.endswith(".") else text
 
 
 @dataclass

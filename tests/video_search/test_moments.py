@@ -16,7 +16,7 @@ from gve_tools import video_search as vs
 from gve_tools.repo import ROOT, query_instruction
 from gve_tools.synthetic.samples import LONG_CLIP, LONG_EVENTS, long_scene
 from gve_tools.synthetic.world import FPS, render
-from gve_tools.video_search.report import seconds
+from gve_tools.text import seconds
 
 pytestmark = [
     pytest.mark.slow,

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from gve_tools import video_search as vs
-from gve_tools.video_search import report
+from gve_tools.text import seconds
 
 
 def test_rank_orders_by_score_and_finds_the_expected_rank():
@@ -109,4 +109,4 @@ def test_a_moment_is_missed_when_another_video_or_a_whole_one_comes_first():
 def test_temporal_iou_and_seconds():
     assert vs.temporal_iou((0, 4), (2, 6)) == pytest.approx(2 / 6)
     assert vs.temporal_iou((0, 4), (4, 8)) == 0 and vs.temporal_iou((1, 3), (0, 4)) == 0.5
-    assert [report.seconds(x) for x in (8, 7.75, 31.25, 0.5, 12.0)] == ["8.0", "7.75", "31.25", "0.5", "12.0"]
+    assert [seconds(x) for x in (8, 7.75, 31.25, 0.5, 12.0)] == ["8.0", "7.75", "31.25", "0.5", "12.0"]
