@@ -73,8 +73,11 @@ def evaluate(
     identity = checkpoint_identity(model_id, revision)
     settings = embedding_settings(config, dtype, device, weights)
     cache = EmbeddingCache.for_checkpoint(cache_dir, identity, settings)
+    moments = [dataset.name for dataset in chosen if dataset.moments is not None]
+    if moments and vectors != FLOAT32:  # before any work, not once everything is embedded
+        raise EvaluationError(f"{moments[0]}: moments are scored with float32 vectors only")
     segmenting = None
-    if segments or any(dataset.moments is not None for dataset in chosen):
+    if segments or moments:
         try:
             window, stride = remote_module("processing_gve").segment_settings(
                 segment_window, segment_stride, config.video_options()
@@ -99,8 +102,6 @@ def evaluate(
         flat = {doc: found.embeddings if isinstance(found, Segments) else found for doc, found in docs.items()}
         result = score_dataset(dataset, queries, flat, vectors=vectors)
         if dataset.moments is not None:
-            if vectors != FLOAT32:
-                raise EvaluationError(f"{dataset.name}: moments are scored with float32 vectors only")
             scores, chance = moment_scores(dataset, queries, docs)
             result.scores.update(scores)
             result.chance.update(chance)

@@ -217,3 +217,12 @@ def test_segment_options_are_checked(moment_folder, tiny_path, capsys):
         main([str(moment_folder.parent), "--model", str(tiny_path), "--segment-stride", "6", "--segment-window", "4"])
     assert exit_info.value.code == 2
     assert "--segment-window/--segment-stride: stride (6 s) must be at most window (4 s)" in capsys.readouterr().err
+
+
+def test_moments_refuse_compact_vectors_before_any_work(moment_folder, tiny_path, monkeypatch):
+    from gve_tools.evaluation import runner
+    from gve_tools.vectors import VectorFormat
+
+    monkeypatch.setattr(runner, "load_model", lambda *a, **k: pytest.fail("the model loaded"))
+    with pytest.raises(EvaluationError, match=r"^MR-mini: moments are scored with float32 vectors only$"):
+        evaluate(moment_folder.parent, str(tiny_path), vectors=VectorFormat("binary"), cache_dir=None, output=None)
