@@ -4,6 +4,8 @@
 #                     (options: make demo ARGS="--help"; a real model: ARGS="--model Alibaba-NLP/GVE-3B")
 #   make test       - lint, format check and the whole test suite (what CI runs)
 #   make test-fast  - the suite without the slow and Ray tests (about a minute): the local loop while editing
+#   make system     - the system packages some parts need, from Debian (root): FFmpeg's shared libraries (torchcodec
+#                     decodes with them) and Chromium with its driver (the Space's browser test); CI runs it first
 #   make generate   - rewrite every derived file (README.md, the bundled model's card and code links, the
 #                     sentence-transformers configs, the embedding chat template); a test fails while one is stale
 
@@ -12,7 +14,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast lint generate
+.PHONY: setup system demo test test-fast lint generate
 
 setup: $(STAMP)
 
@@ -21,6 +23,11 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	$(PY) -m pip install --quiet "pip==26.3"
 	$(PY) -m pip install --quiet -r requirements-dev.txt -c constraints.txt
 	touch $(STAMP)
+
+SYSTEM_PACKAGES := ffmpeg chromium chromium-driver
+
+system:
+	apt-get install -y -q $(SYSTEM_PACKAGES) || (apt-get update -q && apt-get install -y -q $(SYSTEM_PACKAGES))
 
 demo: $(STAMP)
 	$(PY) scripts/video_search.py $(ARGS)
