@@ -9,7 +9,10 @@ Modules:
              `VideoIndex`), cached on disk by checkpoint identity
     report   the ranking of the videos for each query, each scored by its best segment (`rank`), the moments' check
              (`temporal_iou`, `MOMENT_IOU`) and the terminal tables (`format_results`)
-    page     the thumbnails, of a whole video or of a moment, and the HTML page (`write_html`)
+    page     the thumbnails, of a whole video or of a moment, the results as HTML (`results_html`) and the page
+             (`write_html`)
+    search   a loaded GVE that indexes folders and answers queries (`load_searcher`, `Searcher`), for the job and the
+             Space's app (space/app.py)
     job      the search itself (`video_search`) and its defaults, the bundled model, samples and queries
     cli      the command line (`main`)
 """
@@ -24,9 +27,10 @@ from gve_tools.video_search.job import (
     SearchReport,
     video_search,
 )
-from gve_tools.video_search.page import THUMBNAIL_FRAMES, THUMBNAIL_HEIGHT, timed_thumbnails, write_html
+from gve_tools.video_search.page import THUMBNAIL_FRAMES, THUMBNAIL_HEIGHT, results_html, timed_thumbnails, write_html
 from gve_tools.video_search.queries import Query, SearchError, command_line_queries, load_queries
 from gve_tools.video_search.report import MOMENT_IOU, Hit, QueryResult, format_results, rank, temporal_iou
+from gve_tools.video_search.search import Searcher, load_searcher
 
 __all__ = [
     "BUNDLED_MODEL",
@@ -41,6 +45,7 @@ __all__ = [
     "QueryResult",
     "SearchError",
     "SearchReport",
+    "Searcher",
     "VideoIndex",
     "cache_identity",
     "command_line_queries",
@@ -48,8 +53,10 @@ __all__ = [
     "index_videos",
     "list_videos",
     "load_queries",
+    "load_searcher",
     "main",
     "rank",
+    "results_html",
     "segment_window",
     "temporal_iou",
     "timed_thumbnails",

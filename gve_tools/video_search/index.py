@@ -15,6 +15,7 @@ embedding under `embeddings`, its duration (as the remote code probes it) under 
 
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,8 +109,12 @@ def index_videos(
     segments: bool = True,
     window: float | None = None,
     stride: float | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> VideoIndex:
     """Embed `videos`, reusing and extending the on-disk cache of `identity` (see `cache_identity`).
+
+    `progress(done, total)`, if given, is called as each video to embed is done (total: those not in the cache),
+    for a progress bar other than the terminal's.
 
     With `segments`, a video longer than the window (`segment_window(model, window)`) is embedded as its segments
     (`model.encode_segments(video, window, stride)`; `stride` None is the model's default), the others whole, as
@@ -148,6 +153,14 @@ def index_videos(
     note = f" ({len(long)} longer than the {seconds:g} s window, as segments)" if long else ""
     print(f"indexing {len(videos)} videos: {len(videos) - len(missing)} from the cache, {len(missing)} to embed{note}")
     errors: dict[int, str] = {}
+    done = 0
+
+    def advance() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, len(missing))
+
     whole = [i for i in missing if i not in long]
     if whole:
         stream = model.encode_stream(
@@ -158,13 +171,15 @@ def index_videos(
                 errors[whole[position]] = getattr(output, "reason", str(output))
             else:
                 cache["embeddings"][entries[whole[position]]] = output.clone()  # not a view of its whole batch
+            advance()
     for i in (i for i in missing if i in long):
         try:
             found = model.encode_segments(str(videos[i]), window, stride, batch_size=batch_size)
         except ValueError as error:  # GVEInputError: the video, or one of its windows, cannot be embedded
             errors[i] = getattr(error, "reason", str(error))
-            continue
-        cache["segments"][entries[i]] = {"spans": [list(span) for span in found.spans], "embeddings": found.embeddings}
+        else:
+            cache["segments"][entries[i]] = {"spans": [list(s) for s in found.spans], "embeddings": found.embeddings}
+        advance()
     if missing or changed:
         cache_dir.mkdir(parents=True, exist_ok=True)
         partial = cache_file.with_suffix(".tmp")

@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gve_tools import repo
-from gve_tools.models import load_model
-from gve_tools.repo import ROOT, query_instruction
-from gve_tools.video_search.index import cache_identity, index_videos, list_videos, segment_window
+from gve_tools.repo import ROOT
+from gve_tools.video_search.index import list_videos
 from gve_tools.video_search.page import write_html
 from gve_tools.video_search.queries import Query, SearchError, load_queries
-from gve_tools.video_search.report import QueryResult, format_results, rank
+from gve_tools.video_search.report import QueryResult, format_results
+from gve_tools.video_search.search import check_segment_flags, load_searcher
 
 # The defaults, as the help shows them: paths relative to the repository.
 BUNDLED_MODEL = repo.BUNDLED_MODEL.relative_to(ROOT).as_posix()
@@ -52,21 +52,6 @@ def _bundled(value: str | Path, default: str, what: str) -> Path:
     return path
 
 
-def _check_segments(segments: bool, window: float | None, stride: float | None) -> None:
-    """The segment settings need segments (their values are checked against the checkpoint's, once it loads)."""
-    for name, value in (("--window", window), ("--stride", stride)):
-        if value is not None and not segments:
-            raise SearchError(f"{name} sets the segments, which --no-segments turns off")
-
-
-def _query_failure(error: ValueError, queries: list[Query]) -> str:
-    """Why a query could not be embedded, naming it (a GVEInputError's position is the query's)."""
-    position = getattr(error, "position", None)
-    if position is None or not 0 <= position < len(queries):
-        return f"a query could not be embedded: {error}"
-    return f"query {position + 1} ({queries[position].name}) could not be embedded: {getattr(error, 'reason', error)}"
-
-
 def video_search(
     *,
     model: str = BUNDLED_MODEL,
@@ -89,7 +74,7 @@ def video_search(
     """
     if top_k < 1:
         raise SearchError(f"--top-k must be at least 1, got {top_k}")
-    _check_segments(segments, window, stride)
+    check_segment_flags(segments, window, stride)
     folder = _bundled(videos, BUNDLED_VIDEOS, "sample videos folder")
     video_files = list_videos(folder)
     if not isinstance(queries, list):
@@ -99,31 +84,17 @@ def video_search(
     model_id = str(_bundled(model, BUNDLED_MODEL, "model") if str(model) == BUNDLED_MODEL else model)
     output = ROOT / DEFAULT_OUTPUT if str(output) == DEFAULT_OUTPUT else Path(output)
 
-    print(f"loading {model_id}")
-    gve = load_model(model_id, revision=revision, device=device, dtype=dtype)
-    identity = cache_identity(gve, model_id, revision)
-    if segments and not hasattr(gve, "encode_segments"):  # remote code older than segments (#19)
-        print(f"{model_id}'s remote code has no encode_segments: every video is indexed whole", file=sys.stderr)
-        segments = False
-    if segments:
-        try:
-            segment_window(gve, window, stride)
-        except ValueError as error:  # not a positive finite number, or a stride past the window
-            raise SearchError(f"--window/--stride: {error}") from None
-    index = index_videos(gve, video_files, output / "cache", identity, segments=segments, window=window, stride=stride)
+    searcher = load_searcher(
+        model_id, revision=revision, device=device, dtype=dtype, segments=segments, window=window, stride=stride
+    )
+    index = searcher.index(folder, output / "cache", videos=video_files)
     skipped = {video_files[i].relative_to(folder).as_posix(): reason for i, reason in index.errors.items()}
     for name, reason in skipped.items():
         print(f"skipped {name}: {reason}", file=sys.stderr)
     if index.embeddings is None:
         raise SearchError(f"none of the {len(video_files)} videos in {folder} could be embedded")
     indexed = index.videos
-
-    try:
-        query_embeddings = gve.encode([q.as_input() for q in queries], instruction=query_instruction())
-    except ValueError as error:  # GVEInputError gives the query's position and the reason
-        raise SearchError(_query_failure(error, queries)) from None
-    top = min(top_k, len(indexed))
-    results = rank(query_embeddings, index.embeddings, indexed, folder, queries, top, index.rows)
+    results = searcher.answer(index, folder, queries, top_k)
     print(format_results(results))
     page = write_html(output / "results.html", results, model_id=model_id, folder=folder, count=len(indexed))
     print(f"\nresults page: {page.resolve()}")

@@ -5,13 +5,15 @@ its time), its start and end, a link to the video with the media fragment `#t=st
 the video from the start of the range. A hit of a video indexed whole shows a strip of the whole video.
 
 The page is self-contained: the thumbnails are JPEG data URIs, read with decord, else PyAV; the links and players
-point at the video files (file:// URIs).
+point at the video files (file:// URIs). `results_html` is the results' part of it, which the Space's app
+(space/app.py) shows with the videos' URLs on its server.
 """
 
 import base64
 import html
 import io
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 from gve_tools.text import seconds
@@ -117,9 +119,14 @@ tr.expected { background: #e6f6e6; } .ok { color: #1a7f1a; } .bad { color: #b000
 """
 
 
-def write_html(path: Path, results: list[QueryResult], *, model_id: str, folder: Path, count: int) -> Path:
-    """A self-contained HTML page of the results: each query with its media, each hit with a thumbnail strip (of
-    its moment, with its range, a link from its start and a player, when it is a segment)."""
+def results_html(
+    results: list[QueryResult], link: Callable[[Hit], str] = fragment_uri, *, every_player: bool = False
+) -> str:
+    """The HTML of each query's results (a `<section>` each, styled by `STYLE`): the query with its media, each hit
+    with its score and a thumbnail strip (of its moment, with its range, a link from its start and a player, when it
+    is a segment). `link` gives a hit's video URL (default: a file URI with the moment's fragment), which the link
+    and the player use; `every_player` adds a player to the hits of videos indexed whole too. The page and the
+    Space's app differ only in these."""
     from tqdm.auto import tqdm
 
     esc = html.escape
@@ -146,20 +153,18 @@ def write_html(path: Path, results: list[QueryResult], *, model_id: str, folder:
         )
 
     def video_cell(hit: Hit, mark: str) -> str:
-        link = f'<a href="{esc(fragment_uri(hit))}">{esc(hit.video)}</a>{mark}'
+        url = esc(link(hit))
+        anchor = f'<a href="{url}">{esc(hit.video)}</a>{mark}'
         if hit.span is None:
-            return link
+            return anchor + (f'<video controls preload="metadata" src="{url}"></video>' if every_player else "")
         start, end = hit.span
         return (
-            f'{link}<div class="range" data-start="{start:g}" data-end="{end:g}">'
+            f'{anchor}<div class="range" data-start="{start:g}" data-end="{end:g}">'
             f"{seconds(start)}–{seconds(end)} s</div>"
-            f'<video controls preload="metadata" src="{esc(fragment_uri(hit))}"></video>'
+            f'<video controls preload="metadata" src="{url}"></video>'
         )
 
-    body = [
-        "<h1>GVE video search</h1>",
-        f'<p class="meta">model {esc(model_id)} · {count} videos in {esc(str(folder))} · cosine similarity</p>',
-    ]
+    body = []
     for number, result in enumerate(results, 1):
         query = result.query
         body += ["<section>", f"<h2>{number}. {esc(query.name)}</h2>"]
@@ -189,9 +194,23 @@ def write_html(path: Path, results: list[QueryResult], *, model_id: str, folder:
                 f'<td class="strip">{strip(hit)}</td></tr>'
             )
         body += ["</table>", "</section>"]
+    return "\n".join(body)
+
+
+def write_html(path: Path, results: list[QueryResult], *, model_id: str, folder: Path, count: int) -> Path:
+    """A self-contained HTML page of the results (`results_html`, the videos linked as file URIs)."""
+    esc = html.escape
+    header = [
+        "<h1>GVE video search</h1>",
+        f'<p class="meta">model {esc(model_id)} · {count} videos in {esc(str(folder))} · cosine similarity</p>',
+    ]
     page = (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>GVE video search</title>'
-        f"<style>{STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
+        f"<style>{STYLE}</style></head><body>\n"
+        + "\n".join(header)
+        + "\n"
+        + results_html(results)
+        + "\n</body></html>\n"
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page, encoding="utf-8")

@@ -10,7 +10,7 @@ import torch
 from gve_tools import video_search as vs
 from gve_tools.media import moving_square, write_video
 from gve_tools.repo import query_instruction
-from gve_tools.video_search import job
+from gve_tools.video_search import search
 
 
 def test_lists_videos_recursively_sorted_without_hidden_ones(clips):
@@ -31,7 +31,7 @@ def test_the_cache_spares_embedding_the_videos_again(tiny_path, model, clips, tm
         return encode_stream(inputs, instruction, **kwargs)
 
     monkeypatch.setattr(model, "encode_stream", counting)
-    monkeypatch.setattr(job, "load_model", lambda *args, **kwargs: model)
+    monkeypatch.setattr(search, "load_model", lambda *args, **kwargs: model)
     run = ["--model", str(tiny_path), "--videos", str(folder), "--output", str(tmp_path / "out"), "--text", "a square"]
 
     assert vs.main(run) == 0
@@ -56,7 +56,7 @@ def test_the_cache_spares_embedding_the_videos_again(tiny_path, model, clips, tm
     assert "indexing 4 videos: 2 from the cache, 2 to embed" in capsys.readouterr().out
 
     # another model (its folder's files changed) has its own cache
-    monkeypatch.setattr(job, "cache_identity", lambda *args: {"model": "other"})
+    monkeypatch.setattr(search, "cache_identity", lambda *args: {"model": "other"})
     assert vs.main(run) == 0
     assert len(calls[2]) == 4
 
@@ -109,7 +109,7 @@ def test_unreadable_videos_are_skipped_and_reported(tiny_path, model, clips, tmp
     folder.mkdir()
     shutil.copy(clips / "videos" / "red_right.mp4", folder)
     (folder / "broken.mp4").write_text("this is not a video\n" * 10)
-    monkeypatch.setattr(job, "load_model", lambda *args, **kwargs: model)
+    monkeypatch.setattr(search, "load_model", lambda *args, **kwargs: model)
     report = vs.video_search(model=str(tiny_path), videos=folder, queries=[vs.Query("q", text="red")], output=tmp_path)
     assert [path.name for path in report.videos] == ["red_right.mp4"]
     assert list(report.skipped) == ["broken.mp4"]
@@ -140,7 +140,7 @@ def test_videos_longer_than_the_window_are_indexed_as_segments_and_cached(
 
     monkeypatch.setattr(model, "encode_stream", streaming)
     monkeypatch.setattr(model, "encode_segments", segmenting)
-    monkeypatch.setattr(job, "load_model", lambda *args, **kwargs: model)
+    monkeypatch.setattr(search, "load_model", lambda *args, **kwargs: model)
     queries = [
         vs.Query("text", text="a white square moving left"),
         vs.Query("video", video=clips / "queries/probe.mp4"),
@@ -177,3 +177,29 @@ def test_videos_longer_than_the_window_are_indexed_as_segments_and_cached(
     assert calls["whole"][1:] == [["long.mp4"]] and len(calls["segments"]) == 2
     assert "indexing 4 videos: 3 from the cache, 1 to embed\n" in capsys.readouterr().out
     assert whole.segments == {} and all(hit.span is None for result in whole.results for hit in result.hits)
+
+
+@pytest.mark.slow
+def test_progress_counts_each_video_embedded_and_a_searcher_answers_as_the_job(
+    tiny_path, model, clips, tmp_path, monkeypatch
+):
+    folder = tmp_path / "videos"
+    shutil.copytree(clips / "videos", folder)
+    write_video(folder / "long.mp4", moving_square(40, colour="white", direction="left"))  # segments at 2.5 s
+    (folder / "broken.mp4").write_text("not a video\n")
+    monkeypatch.setattr(search, "load_model", lambda *args, **kwargs: model)
+    searcher = vs.load_searcher(str(tiny_path), window=2.5)
+    steps = []
+    index = searcher.index(folder, tmp_path / "cache", progress=lambda done, total: steps.append((done, total)))
+    assert steps == [(1, 5), (2, 5), (3, 5), (4, 5), (5, 5)]  # the broken video counts too: it is done with
+    assert [path.name for path in index.videos] == ["green_down.mp4", "long.mp4", "blue_left.MP4", "red_right.mp4"]
+    steps.clear()
+    again = searcher.index(folder, tmp_path / "cache", progress=lambda done, total: steps.append((done, total)))
+    assert steps == [(1, 1)] and again.videos == index.videos  # only the broken one is tried again
+
+    query = vs.Query("q", text="a white square moving left", expected="long.mp4")
+    (result,) = searcher.answer(index, folder, [query], top_k=2)
+    report = vs.video_search(model=str(tiny_path), videos=folder, queries=[query], output=tmp_path / "out", window=2.5)
+    assert result.hits == report.results[0].hits[:2]
+    with pytest.raises(vs.SearchError, match=r"query 1 \(bad\) could not be embedded"):
+        searcher.answer(index, folder, [vs.Query("bad", image=folder / "broken.mp4")], top_k=2)

@@ -12,7 +12,7 @@ from PIL import Image
 
 from gve_tools import video_search as vs
 from gve_tools.media import moving_square, write_video
-from gve_tools.video_search import job
+from gve_tools.video_search import job, search
 from tests.video_search.support import brute_force
 
 IMAGE_DATA = re.compile(r'<img src="data:image/jpeg;base64,([A-Za-z0-9+/=]+)"')
@@ -71,7 +71,7 @@ def test_ranks_as_brute_force_cosine_and_writes_table_and_page(tiny_path, model,
 def test_a_query_that_cannot_be_embedded_is_named_with_its_reason(tiny_path, model, clips, tmp_path, monkeypatch):
     (tmp_path / "broken.png").write_text("not an image\n")
     queries = [vs.Query("fine", text="red"), vs.Query("the broken one", image=tmp_path / "broken.png")]
-    monkeypatch.setattr(job, "load_model", lambda *args, **kwargs: model)
+    monkeypatch.setattr(search, "load_model", lambda *args, **kwargs: model)
     with pytest.raises(vs.SearchError, match=r"^query 2 \(the broken one\) could not be embedded: ") as error:
         vs.video_search(model=str(tiny_path), videos=clips / "videos", queries=queries, output=tmp_path)
     assert "inputs[" not in str(error.value)
