@@ -72,6 +72,7 @@ limit of 20000000 bytes`. Media are written to a private temporary folder (`gve-
 request ends, whether it succeeded or not.
 """
 
+import contextlib
 import json
 import math
 import os
@@ -80,6 +81,7 @@ import shutil
 import sys
 import tempfile
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -153,7 +155,7 @@ class _Media:
 
 
 @dataclass
-class _Request:
+class Request:
     """A checked request, ready to fetch and embed."""
 
     task: str  # "feature-extraction" or "sentence-similarity"
@@ -166,79 +168,82 @@ class _Request:
     def media(self) -> list[_Media]:
         return [value for item in self.items for value in item.values() if isinstance(value, _Media)]
 
-
-class EndpointHandler:
-    """Inference Endpoints handler: `EndpointHandler(path)(request) -> list`.
-
-    Args:
-        path: the model folder (Inference Endpoints passes its copy of the repository).
-        **limits: any `HandlerLimits` field, overriding its `GVE_*` environment variable and default.
-    """
-
-    def __init__(self, path: str = "", **limits: Any) -> None:
-        self.limits = HandlerLimits.from_env(**limits)
-        cuda = torch.cuda.is_available()
-        model = AutoModel.from_pretrained(path, trust_remote_code=True, dtype=torch.bfloat16 if cuda else torch.float32)
-        self.model = model.to("cuda" if cuda else "cpu").eval()
-        self.processor = self.model.processor  # loaded now, not during the first request
-        max_length = self.processor.embedding_config.max_length
-        if self.limits.max_batch_tokens < max_length:
-            raise ValueError(f"max_batch_tokens: must be at least the model's max_length ({max_length})")
-        self._lock = threading.Lock()  # one forward pass at a time; downloads run outside it
-
-    def __call__(self, data: dict[str, Any]) -> list:
-        """Serve one request: a list of embeddings (feature-extraction) or of similarities (sentence-similarity)."""
-        request = self._parse(data)
-        folder = None
-        try:
-            if request.media:
-                folder = tempfile.mkdtemp(prefix=TEMP_PREFIX)
-                self._fetch_all(request.media, folder)
-            embeddings = self._encode(request)
-        finally:
-            if folder is not None:
-                shutil.rmtree(folder, ignore_errors=True)
-        if request.task == "sentence-similarity":
+    def answer(self, embeddings: torch.Tensor) -> list:
+        """The task's answer from the items' embeddings: the embeddings, or the source's similarities."""
+        if self.task == "sentence-similarity":
             return (embeddings[1:] @ embeddings[0]).tolist()
         return embeddings.tolist()
 
-    def _parse(self, data: Any) -> _Request:
+
+class RequestReader:
+    """The endpoint's request rules, without a model: check a request, fetch its media, name an input's error.
+
+    `EndpointHandler` reads every request with one; so does the Ray Serve deployment (`gve_tools.serving`), so
+    that both refuse the same requests with the same messages.
+    """
+
+    def __init__(self, limits: HandlerLimits) -> None:
+        self.limits = limits
+
+    def parse(self, data: Any) -> Request:
+        """Check a request in one of the Hub's two schemas (this module's docstring); raises `HandlerError`."""
+        self.check_body(data)
+        inputs = data["inputs"]
+        instruction, controls = self.parameters(data.get("parameters"))
+        if isinstance(inputs, dict) and any(key in inputs for key in SIMILARITY_KEYS):
+            return self._similarity(inputs, instruction, controls)
+        return self.features(inputs, instruction, controls)
+
+    def check_body(
+        self, data: Any, fields: tuple[str, ...] = ("inputs", "parameters"), required: str = "inputs"
+    ) -> None:
+        """Check a request body before its fields: a JSON object of `fields`, with `required`, within the limits."""
         if not isinstance(data, dict):
-            raise HandlerError(f'request: expected a JSON object with an "inputs" field, got {_json_type(data)}')
+            raise HandlerError(f'request: expected a JSON object with an "{required}" field, got {_json_type(data)}')
         _check_values(data)
         size = len(
             json.dumps(data, ensure_ascii=False, separators=(",", ":"), skipkeys=True, default=_placeholder).encode()
         )
+        self.check_size(size)
+        unknown = [str(key) for key in data if key not in fields]
+        if unknown:
+            raise HandlerError(f"{unknown[0]}: unknown field (the fields are {', '.join(fields)})")
+        if required not in data:
+            raise HandlerError(f'{required}: missing (the request must be a JSON object with an "{required}" field)')
+
+    def check_size(self, size: int) -> None:
+        """Refuse a request body of `size` bytes over `max_payload_bytes`."""
         if size > self.limits.max_payload_bytes:
             raise HandlerError(
                 f"request: payload of {size} bytes exceeds the limit of {self.limits.max_payload_bytes} bytes"
             )
-        unknown = [str(key) for key in data if key not in ("inputs", "parameters")]
-        if unknown:
-            raise HandlerError(f"{unknown[0]}: unknown field (the fields are inputs, parameters)")
-        if "inputs" not in data:
-            raise HandlerError('inputs: missing (the request must be a JSON object with an "inputs" field)')
-        inputs = data["inputs"]
-        instruction, controls = self._parameters(data.get("parameters"))
-        if isinstance(inputs, dict) and any(key in inputs for key in SIMILARITY_KEYS):
-            return self._similarity(inputs, instruction, controls)
+
+    def features(
+        self, inputs: Any, instruction: str | None, controls: dict[str, Any], field: str = "inputs", pairs: bool = True
+    ) -> Request:
+        """Check feature-extraction inputs (an item or a list of items) found at request field `field`.
+
+        `pairs` says whether the field could also have held a sentence-similarity object (for the message).
+        """
         if isinstance(inputs, (str, dict)):
-            items, fields = [self._item(inputs, "inputs")], ["inputs"]
+            items, fields = [self._item(inputs, field)], [field]
         elif isinstance(inputs, list):
             if not inputs:
-                raise HandlerError("inputs: the list is empty; give at least one input")
+                raise HandlerError(f"{field}: the list is empty; give at least one input")
             if len(inputs) > self.limits.max_inputs:
-                raise HandlerError(f"inputs: at most {self.limits.max_inputs} inputs per request, got {len(inputs)}")
-            fields = [f"inputs[{i}]" for i in range(len(inputs))]
-            items = [self._item(item, field) for item, field in zip(inputs, fields, strict=True)]
+                raise HandlerError(f"{field}: at most {self.limits.max_inputs} inputs per request, got {len(inputs)}")
+            fields = [f"{field}[{i}]" for i in range(len(inputs))]
+            items = [self._item(item, name) for item, name in zip(inputs, fields, strict=True)]
         else:
-            raise HandlerError(
-                'inputs: expected a string, an item object, a list of items or an object with "source_sentence" '
-                f'and "sentences", got {_json_type(inputs)}'
+            kinds = (
+                'a string, an item object, a list of items or an object with "source_sentence" and "sentences"'
+                if pairs
+                else "a string, an item object or a list of items"
             )
-        return _Request("feature-extraction", items, fields, instruction, controls)
+            raise HandlerError(f"{field}: expected {kinds}, got {_json_type(inputs)}")
+        return Request("feature-extraction", items, fields, instruction, controls)
 
-    def _similarity(self, inputs: dict, instruction: str | None, controls: dict) -> _Request:
+    def _similarity(self, inputs: dict, instruction: str | None, controls: dict) -> Request:
         unknown = [str(key) for key in inputs if key not in SIMILARITY_KEYS]
         if unknown:
             raise HandlerError(f"inputs.{unknown[0]}: unknown key (the keys are source_sentence, sentences)")
@@ -259,7 +264,7 @@ class EndpointHandler:
         items = [self._item(item, field) for item, field in zip(sources, fields, strict=True)]
         if instruction is not None:
             items[0]["instruction"] = instruction  # the query's instruction; the documents keep the default
-        return _Request("sentence-similarity", items, fields, None, controls)
+        return Request("sentence-similarity", items, fields, None, controls)
 
     def _item(self, item: Any, field: str) -> dict[str, Any]:
         """Check one item; returns the `model.encode` input, with `_Media` placeholders for its media."""
@@ -320,7 +325,7 @@ class EndpointHandler:
             raise HandlerError(f"{field}: {error}") from None
         return _Media(field, kind, source, processing.describe_source(source))
 
-    def _parameters(self, parameters: Any) -> tuple[str | None, dict[str, Any]]:
+    def parameters(self, parameters: Any) -> tuple[str | None, dict[str, Any]]:
         """Check `parameters`; returns the instruction and the encode controls."""
         if parameters is None:
             return None, {}
@@ -366,6 +371,25 @@ class EndpointHandler:
                 raise HandlerError(f"parameters.{low}: must not exceed {high} ({controls[high]}), got {controls[low]}")
         return instruction, controls
 
+    @contextlib.contextmanager
+    def fetched(self, request: Request) -> Iterator[list[dict[str, Any]]]:
+        """Fetch the request's media into a private temporary folder; yields the `model.encode` inputs.
+
+        The folder (`gve-handler-*`) is removed when the block ends, whether it succeeded or not.
+        """
+        folder = None
+        try:
+            if request.media:
+                folder = tempfile.mkdtemp(prefix=TEMP_PREFIX)
+                self._fetch_all(request.media, folder)
+            yield [
+                {key: value.path if isinstance(value, _Media) else value for key, value in item.items()}
+                for item in request.items
+            ]
+        finally:
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
+
     def _fetch_all(self, media: list[_Media], folder: str) -> None:
         """Fetch every image and video into `folder`, a few at once; raises the first failure in request order."""
 
@@ -390,13 +414,51 @@ class EndpointHandler:
                     future.cancel()
                 raise
 
-    def _encode(self, request: _Request) -> torch.Tensor:
+    def input_error(self, request: Request, error: Exception) -> HandlerError | None:
+        """The `HandlerError` for an input the model refused (a `GVEInputError` at its position), else None.
+
+        It names the input's request field (and the key at fault), with the media's sources, not their files.
+        """
+        position = getattr(error, "position", None)  # a GVEInputError (of the model's copy of the remote code)
+        if not isinstance(error, ValueError) or position is None or not 0 <= position < len(request.items):
+            return None
+        field, reason = request.fields[position], error.reason
+        for value in request.media:
+            if value.path:
+                reason = reason.replace(repr(value.path), value.shown).replace(value.path, value.shown)
+        if error.field in ("image", "video", *processing.TIME_RANGE) and error.field in request.items[position]:
+            field = f"{field}.{error.field}"
+        return HandlerError(f"{field}: {reason}")
+
+
+class EndpointHandler:
+    """Inference Endpoints handler: `EndpointHandler(path)(request) -> list`.
+
+    Args:
+        path: the model folder (Inference Endpoints passes its copy of the repository).
+        **limits: any `HandlerLimits` field, overriding its `GVE_*` environment variable and default.
+    """
+
+    def __init__(self, path: str = "", **limits: Any) -> None:
+        self.limits = HandlerLimits.from_env(**limits)
+        self.reader = RequestReader(self.limits)
+        cuda = torch.cuda.is_available()
+        model = AutoModel.from_pretrained(path, trust_remote_code=True, dtype=torch.bfloat16 if cuda else torch.float32)
+        self.model = model.to("cuda" if cuda else "cpu").eval()
+        self.processor = self.model.processor  # loaded now, not during the first request
+        max_length = self.processor.embedding_config.max_length
+        if self.limits.max_batch_tokens < max_length:
+            raise ValueError(f"max_batch_tokens: must be at least the model's max_length ({max_length})")
+        self._lock = threading.Lock()  # one forward pass at a time; downloads run outside it
+
+    def __call__(self, data: dict[str, Any]) -> list:
+        """Serve one request: a list of embeddings (feature-extraction) or of similarities (sentence-similarity)."""
+        request = self.reader.parse(data)
+        with self.reader.fetched(request) as items:
+            return request.answer(self._encode(request, items))
+
+    def _encode(self, request: Request, items: list[dict[str, Any]]) -> torch.Tensor:
         """Embed the request's items, naming any failure by its request field."""
-        media = request.media
-        items = [
-            {key: value.path if isinstance(value, _Media) else value for key, value in item.items()}
-            for item in request.items
-        ]
         try:
             with self._lock:
                 return self.model.encode(
@@ -412,16 +474,10 @@ class EndpointHandler:
             torch.cuda.empty_cache()
             raise
         except ValueError as error:
-            position = getattr(error, "position", None)  # a GVEInputError (of the model's copy of the remote code)
-            if position is None or not 0 <= position < len(items):
+            named = self.reader.input_error(request, error)
+            if named is None:
                 raise
-            field, reason = request.fields[position], error.reason
-            for value in media:
-                if value.path:
-                    reason = reason.replace(repr(value.path), value.shown).replace(value.path, value.shown)
-            if error.field in ("image", "video", *processing.TIME_RANGE) and error.field in request.items[position]:
-                field = f"{field}.{error.field}"
-            raise HandlerError(f"{field}: {reason}") from error
+            raise named from error
 
 
 def _check_values(data: Any) -> None:
@@ -475,4 +531,4 @@ def _placeholder(value: Any) -> str:
     return f"<{type(value).__name__}>"
 
 
-__all__ = ["EndpointHandler", "HandlerError", "HandlerLimits"]
+__all__ = ["EndpointHandler", "HandlerError", "HandlerLimits", "Request", "RequestReader"]
