@@ -4,7 +4,7 @@ indexed as segments, so that each hit of it names the moment (time range) that m
 
 Modules:
     queries  what a query is (`Query`, with an optional expected moment), a queries file (`load_queries`), the command
-             line's queries; `SearchError`
+             line's queries, a form's (`make_query`); `SearchError`
     index    the videos of a folder (`list_videos`) and their embeddings, whole or as segments (`index_videos`,
              `VideoIndex`), cached on disk by checkpoint identity
     report   the ranking of the videos for each query, each scored by its best segment (`rank`), the moments' check
@@ -13,6 +13,7 @@ Modules:
              (`write_html`)
     search   a loaded GVE that indexes folders and answers queries (`load_searcher`, `Searcher`), for the job and the
              Space's app (space/app.py)
+    uploads  the limits on clips someone uploads to search (`UploadLimits`, `check_uploads`), for the Space's app
     job      the search itself (`video_search`) and its defaults, the bundled model, samples and queries
     cli      the command line (`main`)
 """

@@ -104,6 +104,30 @@ def _span_problem(item: dict) -> str | None:
     return None
 
 
+def _parts_problem(parts) -> str | None:
+    """What is wrong with a query made of `parts` (among text, image and video), if anything."""
+    if not {"text", "image", "video"} & set(parts):
+        return "a query needs a text, an image or a video"
+    if {"image", "video"} <= set(parts):
+        return "a query has an image or a video, not both"
+    return None
+
+
+def make_query(
+    text: str | None = None, image: str | Path | None = None, video: str | Path | None = None, instruction: str = ""
+) -> Query:
+    """A query from a form's fields (empty ones left out), named by its kind; a query without a part, with both an
+    image and a video, or with a missing file raises `SearchError`."""
+    text = text.strip() if text and text.strip() else None
+    parts = {key: value for key, value in (("text", text), ("image", image), ("video", video)) if value}
+    problem = _parts_problem(parts)
+    if problem:
+        raise SearchError(problem)
+    media = {key: _medium(value, Path.cwd(), key) for key, value in parts.items() if key != "text"}
+    query = Query("query", text=text, instruction=(instruction or "").strip() or None, **media)
+    return replace(query, name=query.kind)
+
+
 def load_queries(path: str | Path) -> list[Query]:
     """Read a queries file (the module's docstring says its format): its queries, media resolved relative to it."""
     path = Path(path)
@@ -133,10 +157,9 @@ def load_queries(path: str | Path) -> list[Query]:
         problem = _span_problem(item)
         if problem:
             raise SearchError(f"{where}: {problem}")
-        if not {"text", "image", "video"} & item.keys():
-            raise SearchError(f"{where}: a query needs a text, an image or a video")
-        if {"image", "video"} <= item.keys():
-            raise SearchError(f"{where}: a query has an image or a video, not both")
+        problem = _parts_problem(item.keys())
+        if problem:
+            raise SearchError(f"{where}: {problem}")
         queries.append(
             Query(
                 name=item.get("name", f"query {index + 1}"),

@@ -103,3 +103,22 @@ def test_a_query_can_name_a_moment_of_its_expected_video(tmp_path):
     assert moment == Query("query 1", text="a red square", expected="long.mp4", expected_start=8.0, expected_end=12.5)
     assert moment.expected_span == (8.0, 12.0 + 0.5) and isinstance(moment.expected_start, float)
     assert whole.expected_span is None and moment.as_input() == "a red square"  # the moment is no part of the input
+
+
+def test_a_form_makes_one_query_of_its_filled_parts(clips):
+    from gve_tools.video_search.queries import make_query
+
+    image = clips / "queries" / "blue.png"
+    query = make_query("  a blue square  ", str(image), None, "")
+    assert query == Query("text + image", text="a blue square", image=image.resolve())
+    assert make_query("", None, str(clips / "queries" / "probe.mp4"), " Find the same motion. ").instruction == (
+        "Find the same motion."
+    )
+    assert make_query("a red square").as_input() == "a red square"
+    for fields, message in [
+        (("  ", None, None), "a query needs a text, an image or a video"),
+        (("x", str(image), str(clips / "queries" / "probe.mp4")), "an image or a video, not both"),
+        (("x", str(clips / "missing.png"), None), "image: .*missing.png does not exist"),
+    ]:
+        with pytest.raises(vs.SearchError, match=message):
+            make_query(*fields)
