@@ -1,0 +1,73 @@
+"""The Space's folder can be pushed as a Space as it is: its card's metadata, its requirements (the tested stack, and
+the tooling at a commit with the app's search code) and its screenshot."""
+
+import re
+import subprocess
+
+from huggingface_hub import SpaceCard
+from packaging.requirements import Requirement
+from PIL import Image
+
+from gve_tools.card.render import SOURCE_URL
+from gve_tools.repo import ROOT
+from tests.space.conftest import SPACE
+
+SPACE_COLORS = {"red", "yellow", "green", "blue", "indigo", "purple", "pink", "gray"}  # the Hub's colorFrom/colorTo
+
+
+def pins(path) -> dict[str, str]:
+    """The `name==version` lines of a requirements or constraints file, by normalised name."""
+    found = {}
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line and not line.startswith("-"):
+            requirement = Requirement(line)
+            versions = [spec.version for spec in requirement.specifier if spec.operator == "=="]
+            found[requirement.name.lower().replace("_", "-")] = versions[0] if versions else None
+    return found
+
+
+def test_the_card_is_a_gradio_space_at_the_tested_gradio():
+    card = SpaceCard.load(SPACE / "README.md")
+    data = card.data
+    assert data.title and data.emoji and data.short_description and len(data.short_description) <= 60
+    assert data.sdk == "gradio" and data.sdk_version == pins(ROOT / "constraints.txt")["gradio"]
+    assert data.app_file == "app.py" and (SPACE / data.app_file).is_file()
+    assert data.license == "apache-2.0" and data.python_version
+    assert set(data.models) == {"Alibaba-NLP/GVE-3B", "Alibaba-NLP/GVE-7B"}
+    assert {data.colorFrom, data.colorTo} <= SPACE_COLORS
+    assert "![" in card.text and "(screenshot.png)" in card.text
+    assert ".venv/bin/python space/app.py" in card.text
+
+
+def test_the_requirements_are_the_tested_stack_and_the_tooling_at_a_commit_of_the_app():
+    lines = (SPACE / "requirements.txt").read_text()
+    space, tested = pins(SPACE / "requirements.txt"), pins(ROOT / "constraints.txt")
+    runtime = pins(ROOT / "requirements.txt")  # GVE's runtime requirements (ranges): each pinned as tested
+    assert set(space) == set(runtime), "space/requirements.txt must pin every runtime requirement, and only them"
+    assert {name: space[name] for name in space} == {name: tested[name] for name in space}
+    assert "gradio" not in space  # the Space installs it from sdk_version
+    assert "ffmpeg" in (SPACE / "packages.txt").read_text().split()  # torchcodec's FFmpeg libraries (Debian's)
+
+    (tooling,) = [line for line in lines.splitlines() if line.startswith("-e ")]
+    owner, name = re.fullmatch(r"https://([\w-]+)\.github\.io/([\w.-]+)/?", SOURCE_URL).groups()
+    match = re.fullmatch(rf"-e git\+https://github\.com/{owner}/{name}@([0-9a-f]{{40}})#egg=gve-tools", tooling)
+    assert match, f"{tooling!r}: expected the source repository ({SOURCE_URL}) at a full commit"
+    commit = match.group(1)
+    git = ["git", "-C", str(ROOT)]
+    ancestor = subprocess.run([*git, "merge-base", "--is-ancestor", commit, "HEAD"], capture_output=True, timeout=30)
+    assert ancestor.returncode == 0, f"{commit} is not a commit of this repository's history"
+    changed = subprocess.run(
+        [*git, "diff", "--stat", commit, "HEAD", "--", "gve_tools/video_search"], capture_output=True, text=True
+    )
+    assert changed.stdout == "", (
+        f"gve_tools/video_search changed since the Space's pinned commit {commit}: pin space/requirements.txt to "
+        "`git log -1 --format=%H -- gve_tools/video_search` once that is committed\n" + changed.stdout
+    )
+
+
+def test_the_screenshot_is_a_small_png():
+    path = SPACE / "screenshot.png"
+    with Image.open(path) as image:
+        assert image.format == "PNG" and 800 <= image.width <= 1600 and image.height <= 1400
+    assert path.stat().st_size < 250_000
