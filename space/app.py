@@ -50,6 +50,7 @@ THEME = gr.themes.Base(font=("ui-sans-serif", "system-ui", "sans-serif"), font_m
 CSS = STYLE + (
     "#results table { width: 100%; } #results video { max-width: 240px; } #results .strip { white-space: nowrap; }"
     " #results .strip img { display: inline-block; } #results td:nth-child(-n+2) { width: 4em; }"
+    " #results .path { display: none; }"  # the query's media are the server's temporary files
 )
 
 
@@ -106,9 +107,9 @@ class VideoSearchApp:
             return "", f"**Error:** {error}"
         return results_html([result], file_url, every_player=True), self.describe(where)
 
-    def upload(self, files: list[str] | None, session: str) -> tuple[str | None, str]:
-        """Index the uploaded files that pass the limits as the session's collection; the status says what was
-        refused and why. Nothing accepted leaves the session's collection as it was (None: the library)."""
+    def upload(self, files: list[str] | None, session: str, progress=None) -> tuple[str | None, str]:
+        """Index the uploaded files that pass the limits as the session's collection (with `progress`, as `index`);
+        the status says what was refused and why. Nothing accepted leaves the library searched (None)."""
         if not files:
             return None, "No files uploaded. " + self.describe(self.library)
         try:
@@ -121,6 +122,7 @@ class VideoSearchApp:
         folder = store_uploads(accepted, self.workdir / "uploads" / session)
         with self.lock:
             self.indexes.pop(folder, None)
+        self.index(folder, progress)
         lines.append(self.describe(folder))
         return str(folder), "\n\n".join(lines)
 
@@ -173,7 +175,7 @@ def build_ui(app: VideoSearchApp) -> gr.Blocks:
 
         def on_upload(files, request: gr.Request, progress=gr.Progress()):  # noqa: B008 - Gradio's marker
             progress(0, desc="checking the uploads")
-            return app.upload(files, request.session_hash)
+            return app.upload(files, request.session_hash, progress)
 
         def on_search(text, image, video, instruction, top_k, folder, progress=gr.Progress()):  # noqa: B008 - Gradio's marker
             progress(0, desc="searching")

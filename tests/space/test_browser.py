@@ -28,6 +28,7 @@ def wanted(kind: str, moment: bool = False):
 CASES = {
     "text": wanted("text"),
     "image": wanted("image"),
+    "video": wanted("video"),
     "composed": wanted("text + image"),
     "moment": wanted("text", moment=True),
 }

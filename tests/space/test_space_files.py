@@ -58,7 +58,10 @@ def test_the_requirements_are_the_tested_stack_and_the_tooling_at_a_commit_of_th
     ancestor = subprocess.run([*git, "merge-base", "--is-ancestor", commit, "HEAD"], capture_output=True, timeout=30)
     assert ancestor.returncode == 0, f"{commit} is not a commit of this repository's history"
     changed = subprocess.run(
-        [*git, "diff", "--stat", commit, "HEAD", "--", "gve_tools/video_search"], capture_output=True, text=True
+        [*git, "diff", "--stat", commit, "HEAD", "--", "gve_tools/video_search"],
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert changed.stdout == "", (
         f"gve_tools/video_search changed since the Space's pinned commit {commit}: pin space/requirements.txt to "
