@@ -104,6 +104,8 @@ def test_a_sample_query_ranks_as_the_main_job_on_the_page(case, served, browser,
     open_app(browser, url)
     submit(browser, query)
     page = ranked(browser)
+    table = browser.find_element(By.CSS_SELECTOR, "#results table")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", table)  # the ranking in the picture
     browser.save_screenshot(str(ARTIFACTS / f"query-{case}.png"))
     assert [name for name, _ in page] == [hit.video for hit in expected.hits]
     assert [score for _, score in page] == pytest.approx([hit.score for hit in expected.hits], abs=2e-4)
