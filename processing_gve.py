@@ -15,9 +15,10 @@ Inputs may come from anyone (an endpoint's clients, a manifest), so reading them
 `MediaLimits`: `fetch_media` is the only code that downloads (every URL the project reads goes
 through it), and images and videos are measured from their headers before they are decoded.
 
-The media libraries (qwen-vl-utils, decord, PyAV) are imported with `_optional_import` when media are
-read: text-only use needs none of them, and transformers' remote-code import check, which treats
-every `import` statement in the file as required, does not ask for them.
+Videos are read with torchcodec when its FFmpeg libraries load, else with decord (`video_reader`; the
+`GVE_VIDEO_READER` variable forces either). The media libraries (qwen-vl-utils, torchcodec, decord, PyAV) are
+imported with `_optional_import` when media are read: text-only use needs none of them, and transformers'
+remote-code import check, which treats every `import` statement in the file as required, does not ask for them.
 """
 
 import base64
@@ -319,8 +320,12 @@ class GVEItem:
     def as_vllm_request(self) -> dict[str, Any]:
         """This input as a vLLM offline `LLM.embed` request, carrying exactly GVE's model inputs.
 
-        The prompt ends with the pooling token; video frames go as the THWC float arrays that
-        qwen-vl-utils produced, with sampling metadata that gives vLLM the same time positions.
+        The prompt ends with the pooling token; video frames go as the THWC float arrays that qwen-vl-utils
+        produced, with sampling metadata that gives vLLM the same time positions, and `do_resize=False`: the media
+        are already sized to the patch grid, and vLLM's processor would otherwise resize them to its own bounds
+        (a video of small frames grew from 92 to 896 tokens). vLLM then gets the same pixels, grids and tokens;
+        the text after a video still gets other positions than transformers 5.x gives it when the video lasts
+        longer (in rope steps) than it is wide or high (benchmarks/VLLM.md).
         """
         data: dict[str, Any] = {}
         if self.images:
@@ -337,7 +342,9 @@ class GVEItem:
             videos.append((frames.permute(0, 2, 3, 1).numpy(), metadata))
         if videos:
             data["video"] = videos[0] if len(videos) == 1 else videos
-        return {"prompt": self.prompt, "multi_modal_data": data} if data else {"prompt": self.prompt}
+        if not data:
+            return {"prompt": self.prompt}
+        return {"prompt": self.prompt, "multi_modal_data": data, "mm_processor_kwargs": {"do_resize": False}}
 
 
 def _media_kind(text: str) -> str | None:
@@ -827,10 +834,10 @@ class GVEProcessor(Qwen2_5_VLProcessor):
         return checked
 
     def _video_failure(self, source: str, error: Exception) -> str:
-        """Why a video could not be read, checked directly with decord.
+        """Why a video could not be read, checked directly with the active reader (`video_reader`).
 
-        qwen-vl-utils falls back to `torchvision.io.read_video` when its reader fails; recent
-        torchvision no longer has it, so the error it raises hides the real cause.
+        qwen-vl-utils falls back to `torchvision.io.read_video` when its reader fails; recent torchvision no
+        longer has it, so the error it raises hides the real cause.
         """
         if os.path.getsize(source) == 0:
             return "the file is empty (0 bytes)"
@@ -839,10 +846,16 @@ class GVEProcessor(Qwen2_5_VLProcessor):
             "" if extension in VIDEO_EXTENSIONS else f"; {extension or 'no extension'!r} is not a video file extension"
         )
         try:
-            reader = _optional_import("decord", "decord").VideoReader(source, num_threads=1)
-            frames = len(reader)
+            reader = video_reader()
+        except ValueError as reader_error:
+            return str(reader_error)
+        try:
+            if reader == "torchcodec":
+                frames = _torchcodec_decoder(source).metadata.num_frames
+            else:
+                frames = len(_optional_import("decord", "decord").VideoReader(source, num_threads=1))
         except Exception as probe_error:
-            return f"not a readable video ({_first_line(probe_error)}){hint}"
+            return f"not a readable video ({reader}: {_first_line(probe_error)}){hint}"
         needed = self.video_processor.temporal_patch_size
         if frames < needed:
             return f"the video has {frames} frame(s); at least {needed} are needed (the temporal patch size){hint}"
@@ -1056,6 +1069,71 @@ def image_pixels(path: str, limits: MediaLimits) -> int:
     return width * height
 
 
+VIDEO_READERS = ("torchcodec", "decord")
+VIDEO_READER_VARIABLE = "GVE_VIDEO_READER"
+
+
+@functools.cache
+def video_reader() -> str:
+    """The library GVE reads videos with: `torchcodec` when it loads here, else `decord`.
+
+    `GVE_VIDEO_READER` (else qwen-vl-utils' own switch, `FORCE_QWENVL_VIDEO_READER`) forces either. qwen-vl-utils
+    picks torchcodec whenever the package is installed, even when FFmpeg's shared libraries, which it decodes with,
+    are missing (then every video fails); torchcodec is chosen here only when they load, and qwen-vl-utils is set
+    to the same reader, so that its `fetch_video` and GVE's readers give the same frames. The two give identical
+    frames on 8-bit videos; they differ on 10-bit colour and in the rate of variable-frame-rate clips
+    (benchmarks/DECODERS.md), which is why the reader is part of an embedding's settings (`video_reader_identity`).
+    Cached: call `video_reader.cache_clear()` after changing the variables.
+    """
+    forced = os.environ.get(VIDEO_READER_VARIABLE) or os.environ.get("FORCE_QWENVL_VIDEO_READER")
+    if forced and forced not in VIDEO_READERS:
+        raise ValueError(f"{VIDEO_READER_VARIABLE}={forced!r}: the video readers are {', '.join(VIDEO_READERS)}")
+    if forced == "torchcodec" and not _torchcodec_ffmpeg():
+        raise ValueError(
+            f"{VIDEO_READER_VARIABLE}=torchcodec, but torchcodec or the FFmpeg shared libraries it decodes with "
+            "(FFmpeg 4 to 9) do not load here: install them (Debian: apt-get install ffmpeg), or use decord"
+        )
+    reader = forced or ("torchcodec" if _torchcodec_ffmpeg() else "decord")
+    try:
+        vision = importlib.import_module("qwen_vl_utils.vision_process")
+    except ImportError:
+        return reader
+    if vision.FORCE_QWENVL_VIDEO_READER != reader:
+        vision.FORCE_QWENVL_VIDEO_READER = reader
+        vision.get_video_reader_backend.cache_clear()
+    return reader
+
+
+def _torchcodec_ffmpeg() -> str | None:
+    """The version of the FFmpeg libraries torchcodec decodes with; None when torchcodec or they do not load."""
+    try:
+        from torchcodec._core import get_ffmpeg_library_versions  # raises when FFmpeg's libraries are missing
+
+        return str(get_ffmpeg_library_versions()["ffmpeg_version"])
+    except Exception:
+        return None
+
+
+def video_reader_identity() -> dict[str, str]:
+    """The video reader and the library versions that decide a video's frames, for an embedding's settings.
+
+    decord's frames are decoded with PyAV here (`read_video`), with decord's frame count and rate.
+    """
+    from importlib.metadata import version
+
+    reader = video_reader()
+    if reader == "torchcodec":
+        return {"reader": reader, "torchcodec": version("torchcodec"), "ffmpeg": _torchcodec_ffmpeg() or "missing"}
+    return {"reader": reader, "decord": version("decord"), "av": version("av")}
+
+
+def _torchcodec_decoder(path: str) -> Any:
+    """A torchcodec decoder as qwen-vl-utils opens one (exact seek mode: every frame indexed from a scan of the
+    file's packets), on one FFmpeg thread: `encode` already reads several videos at once in its worker threads."""
+    decoders = _optional_import("torchcodec.decoders", "torchcodec")
+    return decoders.VideoDecoder(path, seek_mode="exact", num_ffmpeg_threads=1, dimension_order="NHWC")
+
+
 @dataclass
 class VideoPlan:
     """What reading a video will do, known before any frame is decoded (see `plan_video`)."""
@@ -1066,7 +1144,7 @@ class VideoPlan:
     indices: list[int]  # the frames sampled, as qwen_vl_utils.fetch_video picks them
     decoded: int  # frames the decoder goes through to reach them
     sample_fps: float  # the rate of the sampled frames
-    decoder: str  # "pyav" or "qwen-vl-utils" (see `read_video`)
+    reader: str  # `video_reader()` when it was planned
     timestamps: list[int] = field(default_factory=list)  # each frame's pts, in presentation order (PyAV)
     keyframes: list[int] = field(default_factory=list)  # indices of the keyframes, in presentation order
 
@@ -1087,9 +1165,9 @@ class VideoProbe:
 
     width: int  # of a decoded frame, from the stream header
     height: int
-    frames: int  # the frame count and rate qwen-vl-utils samples with (decord's, when its reader is decord)
+    frames: int  # the frame count and rate qwen-vl-utils samples with, as the reader reports them
     rate: float
-    decoder: str  # "pyav" or "qwen-vl-utils" (see `read_video`)
+    reader: str  # `video_reader()` when it was probed
     timestamps: list[int] = field(default_factory=list)  # each frame's pts, in presentation order (PyAV)
     keyframes: list[int] = field(default_factory=list)  # indices of the keyframes, in presentation order
 
@@ -1102,12 +1180,14 @@ class VideoProbe:
 def probe_video(path: str, limits: MediaLimits) -> VideoProbe:
     """Read a video file's stream header and packet index, without decoding a frame.
 
-    The frame count and rate are qwen-vl-utils' (decord's count and average rate when its reader is decord); the
-    packets' timestamps and keyframe flags come from PyAV's demuxer, which decodes nothing. Raises `MediaError`
-    when the frames are larger than `max_video_frame_pixels` (before anything but the header is read); errors of
-    the readers (an unreadable file) propagate.
+    The frame count and rate are those qwen-vl-utils samples with under the active reader (`video_reader`):
+    decord's count of packets and average rate, or torchcodec's count and average rate from its scan of the
+    packets (on a variable-frame-rate clip the two rates differ, benchmarks/DECODERS.md). The packets'
+    timestamps and keyframe flags come from PyAV's demuxer, which decodes nothing. Raises `MediaError` when the
+    frames are larger than `max_video_frame_pixels` (before anything but the header is read); errors of the
+    readers (an unreadable file) propagate.
     """
-    vision = _optional_import("qwen_vl_utils", "qwen-vl-utils").vision_process
+    reader = video_reader()
     with _optional_import("av", "av").open(path) as container:
         if not container.streams.video:
             raise ValueError("the file has no video stream")
@@ -1118,31 +1198,25 @@ def probe_video(path: str, limits: MediaLimits) -> VideoProbe:
                 f"its frames are {width}x{height} ({width * height:,} pixels), more than "
                 f"max_video_frame_pixels={limits.max_video_frame_pixels:,}"
             )
-        frames, rate = stream.frames, float(stream.average_rate or 0)
-        decord = vision.get_video_reader_backend() == "decord"
-        packets = (
-            [(packet.pts, packet.is_keyframe) for packet in container.demux(stream) if packet.size] if decord else []
-        )
-    probe = VideoProbe(width, height, frames, rate, "pyav" if decord else "qwen-vl-utils")
-    if decord:
-        if any(pts is None for pts, _ in packets):
-            raise ValueError("its packets carry no timestamps")
-        probe.timestamps = sorted(pts for pts, _ in packets)
-        keys = sorted(pts for pts, key in packets if key)
-        probe.keyframes = [bisect.bisect_left(probe.timestamps, pts) for pts in keys]
-        # decord's average rate picks the frames qwen-vl-utils would (it is the header's, as PyAV reads it, but older
-        # FFmpeg can differ on odd files); its frame count is the packets' count
-        probe.rate = _optional_import("decord", "decord").VideoReader(path, num_threads=1).get_avg_fps()
-        probe.frames = len(packets)
-    return probe
+        packets = [(packet.pts, packet.is_keyframe) for packet in container.demux(stream) if packet.size]
+    if any(pts is None for pts, _ in packets):
+        raise ValueError("its packets carry no timestamps")
+    timestamps = sorted(pts for pts, _ in packets)
+    keyframes = [bisect.bisect_left(timestamps, pts) for pts in sorted(pts for pts, key in packets if key)]
+    if reader == "torchcodec":
+        metadata = _torchcodec_decoder(path).metadata
+        frames, rate = metadata.num_frames, metadata.average_fps
+    else:
+        # decord's average rate is the header's, as PyAV reads it, but older FFmpeg can differ on odd files
+        frames, rate = len(packets), _optional_import("decord", "decord").VideoReader(path, num_threads=1).get_avg_fps()
+    return VideoProbe(width, height, frames, rate, reader, timestamps, keyframes)
 
 
 def plan_video(element: dict, limits: MediaLimits, probe: VideoProbe | None = None) -> VideoPlan:
     """Plan the sampling of a video file (`element`: a local path, the sampling controls and any time range)
     without decoding a frame: qwen-vl-utils' frame range, count and indices on `probe` (read when not given).
 
-    Without keyframes (another reader), the work counts every frame from the start. Raises `MediaError` for a
-    time range the video cannot hold; errors of the readers (too few frames) propagate.
+    Raises `MediaError` for a time range the video cannot hold; errors of the readers (too few frames) propagate.
     """
     vision = _optional_import("qwen_vl_utils", "qwen-vl-utils").vision_process
     probe = probe or probe_video(element["video"], limits)
@@ -1157,7 +1231,7 @@ def plan_video(element: dict, limits: MediaLimits, probe: VideoProbe | None = No
         indices,
         _decoded_frames(indices, probe.keyframes),
         count / max(total, 1e-6) * probe.rate,
-        probe.decoder,
+        probe.reader,
         probe.timestamps,
         probe.keyframes,
     )
@@ -1167,8 +1241,8 @@ def _decoded_frames(indices: Sequence[int], keyframes: Sequence[int]) -> int:
     """How many frames a decoder decodes to return `indices` in order.
 
     A frame ahead of the last one, in the same run from a keyframe, is reached by decoding forward from
-    there; any other from the keyframe before it (`_pyav_frames` does so; decord too, measured, and it seeks
-    again for a repeated frame). Without keyframes, everything is decoded from the start.
+    there; any other from the keyframe before it (`_pyav_frames` and torchcodec do so; decord too, measured, and
+    it seeks again for a repeated frame).
     """
     return sum(_decode_steps(indices, keyframes))
 
@@ -1225,14 +1299,8 @@ def _read_windows(plans: Sequence[VideoPlan], budget: DecodeBudget) -> Iterator[
     The windows' frames are decoded once, in order (`_pyav_frames` over their union); each decoded frame is
     resized to the size of each window that samples it, in worker threads (an antialiased resize costs more than
     decoding a frame), and dropped; a window is yielded when its last frame is resized. Each window is charged,
-    before its frames are decoded, the decoding its frames add to the pass. With a reader other than decord,
-    each window is read with `read_video`.
+    before its frames are decoded, the decoding its frames add to the pass.
     """
-    if plans[0].decoder != "pyav":
-        for plan in plans:
-            budget.spend(plan.work)
-            yield read_video(plan)
-        return
     first = plans[0]
     union = sorted({index for plan in plans for index in plan.indices})
     decoded = [0, *itertools.accumulate(_decode_steps(union, first.keyframes))]  # before each frame of the pass
@@ -1243,7 +1311,7 @@ def _read_windows(plans: Sequence[VideoPlan], budget: DecodeBudget) -> Iterator[
         for index in plan.indices:
             waiting[index].append(number)
     resized: dict[int, list] = {number: [] for number in range(len(plans))}  # each window's frames, as futures
-    position, frames = iter(union), _pyav_frames(dataclasses.replace(first, indices=union))
+    position, frames = iter(union), _sampled_frames(dataclasses.replace(first, indices=union))
     # resizes not known to be done: each holds a full-size frame, so a few at most
     in_flight: collections.deque = collections.deque()
     with contextlib.closing(frames), worker_pool() as pool:
@@ -1268,32 +1336,44 @@ def _read_windows(plans: Sequence[VideoPlan], budget: DecodeBudget) -> Iterator[
 def read_video(plan: VideoPlan) -> tuple[torch.Tensor, float]:
     """`qwen_vl_utils.fetch_video(element, return_video_sample_fps=True)` for a planned video file.
 
-    When qwen-vl-utils' reader is decord, the frames it would pick are decoded here with PyAV, one at a time
-    on one thread, converted to RGB by the FFmpeg filter decord uses and resized at once, so that memory holds
-    one full-size frame plus the resized ones. decord itself cannot do that: its decoding thread runs ahead of
-    the frames asked for and converts every frame it reaches (a 30 KB 4K video read frame by frame took over
-    1 GB; read whole, 24 GB). One thread per video: `encode` already decodes several videos at once in its
-    worker threads, and there one thread per video reads about 1.5 times more videos per CPU second
-    (benchmarks/RESULTS.md).
+    The frames qwen-vl-utils' reader would pick are decoded one at a time on one thread (`_sampled_frames`) and
+    resized at once, so that memory holds one full-size frame plus the resized ones; qwen-vl-utils' readers
+    decode every sampled frame at full size first, and decord's decoding thread runs ahead of the frames asked
+    for, converting every frame it reaches (a 30 KB 4K video read frame by frame took over 1 GB; read whole,
+    24 GB). One thread per video: `encode` already decodes several videos at once in its worker threads, and
+    there one thread per video reads about 1.5 times more videos per CPU second (benchmarks/RESULTS.md).
 
-    The frames equal `fetch_video`'s, element for element, for 8-bit H.264 and VP9 (tests/test_inputs.py, with
-    B-frames, odd sizes, full range and 4:4:4). They are the right frames where decord's are not: after a seek
-    decord returns neighbouring frames in HEVC with reordered frames and damaged ones in MPEG-4 Part 2, and its
-    FFmpeg converts pictures above 8 bits otherwise (SECURITY.md). Any other reader goes through `fetch_video`.
+    The frames equal `fetch_video`'s under the same reader, element for element, for 8-bit H.264 and VP9
+    (tests/test_inputs.py, with B-frames, odd sizes, full range and 4:4:4). With decord they are the right frames
+    where decord's are not: after a seek decord returns neighbouring frames in HEVC with reordered frames and
+    damaged ones in MPEG-4 Part 2, and its FFmpeg converts pictures above 8 bits otherwise (SECURITY.md).
     """
-    if plan.decoder == "qwen-vl-utils":
-        vision = _optional_import("qwen_vl_utils", "qwen-vl-utils").vision_process
-        return vision.fetch_video(plan.element, return_video_sample_fps=True)
     resized, size = [], None
-    for frame in _pyav_frames(plan):
+    for frame in _sampled_frames(plan):
         size = size or _frame_size(plan.element, frame.shape[0], frame.shape[1], len(plan.indices))
         resized.append(_resize_frame(frame, size))
         del frame
     return torch.cat(resized).float(), plan.sample_fps
 
 
+def _sampled_frames(plan: VideoPlan) -> Iterator[np.ndarray]:
+    """The sampled frames of a video as HxWx3 RGB arrays, one at a time, with the reader it was planned with."""
+    return _torchcodec_frames(plan) if plan.reader == "torchcodec" else _pyav_frames(plan)
+
+
+def _torchcodec_frames(plan: VideoPlan) -> Iterator[np.ndarray]:
+    """torchcodec's frames, as qwen-vl-utils' torchcodec reader decodes them, but one at a time on one thread.
+
+    torchcodec decodes forward to a frame ahead of the last one in the same run from a keyframe, and seeks to
+    the keyframe before it otherwise (exact mode), as `_decoded_frames` counts.
+    """
+    decoder = _torchcodec_decoder(plan.element["video"])
+    for index in plan.indices:
+        yield decoder.get_frame_at(index).data.numpy()
+
+
 def _pyav_frames(plan: VideoPlan) -> Iterator[np.ndarray]:
-    """The sampled frames of a video as HxWx3 RGB arrays, decoded one at a time with PyAV on one thread.
+    """decord's frames, decoded one at a time with PyAV on one thread (see `read_video`).
 
     Frames are counted in presentation order as decord counts them; a frame is reached by decoding forward
     from the last one when they share a run from a keyframe, else by seeking to the keyframe before it.

@@ -1,7 +1,7 @@
 """What identifies a checkpoint's embeddings, for every cache of the tooling.
 
 An embedding depends on the checkpoint's weights, configs, remote code, templates and tokenizer, and on the
-settings it is computed with (dtype, device type, the config's embedding settings). A cache keyed by
+settings it is computed with (dtype, device type, the config's embedding settings, the video reader). A cache keyed by
 `cache_key(checkpoint_identity(...), settings)` is invalidated by a change of any of them: an edit of
 `processing_gve.py` in a checkpoint folder changes its identity.
 """
@@ -51,7 +51,8 @@ def folder_digest(folder: Path) -> str:
 
 def embedding_settings(config: Any, dtype: str, device: str, weights: str = "float") -> dict[str, Any]:
     """What besides the checkpoint and the input changes an embedding: dtype, device type, the config's settings,
-    and quantized weights (`gve_tools.quantization`; absent for float weights, so older keys stay valid)."""
+    the video reader with its version (`video_reader`), and quantized weights (`gve_tools.quantization`; absent for
+    float weights, so older keys stay valid)."""
     settings = {
         "dtype": dtype,
         "device": device.split(":")[0],
@@ -59,10 +60,20 @@ def embedding_settings(config: Any, dtype: str, device: str, weights: str = "flo
         "video": config.video_options(),
         "image": config.image_options(),
         "pooling_token_id": config.pooling_token_id,
+        "video_reader": video_reader(),
     }
     if weights != "float":
         settings["weights"] = weights
     return settings
+
+
+def video_reader() -> dict[str, str]:
+    """The video reader the remote code decodes with here, and its version (`processing_gve.video_reader_identity`):
+    torchcodec and decord give different frames on 10-bit and variable-frame-rate videos, so a change of reader
+    must not reuse embeddings made with the other."""
+    from gve_tools.repo import remote_module
+
+    return remote_module("processing_gve").video_reader_identity()
 
 
 def digest(value: Any) -> str:

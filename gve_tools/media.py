@@ -1,7 +1,8 @@
 """Synthetic images and videos whose content is known, for the tests, the demo and the benchmarks."""
 
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -64,10 +65,13 @@ def write_video(
     codec: str | None = None,
     pix_fmt: str = "yuv420p",
     options: dict[str, str] | None = None,
+    times: Sequence[float] | None = None,
 ) -> Path:
     """Encode frames (HxWx3 uint8, even sizes; any iterable, a generator included, so that a long video never
     sits in memory) with PyAV: H.264 (else MPEG-4) in mp4 by default, or `codec`, `pix_fmt` and encoder `options`
-    in the container the file's extension names."""
+    in the container the file's extension names. `fps` may be fractional (29.97 is written as 30000/1001);
+    `times` gives each frame's presentation time in seconds instead, for a variable frame rate (`fps` is then
+    the rate the header states)."""
     import av
 
     path = Path(path)
@@ -76,12 +80,18 @@ def write_video(
     first = next(frames)
     frames = itertools.chain([first], frames)
     height, width = first.shape[:2]
+    rate = Fraction(fps).limit_denominator(1001)
     with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=int(round(fps)))
+        stream = container.add_stream(codec, rate=rate)
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
         stream.options = options or {}
-        for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        if times is not None:
+            stream.codec_context.time_base = Fraction(1, 90000)
+        for number, frame in enumerate(frames):
+            picture = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            if times is not None:
+                picture.pts, picture.time_base = round(times[number] * 90000), Fraction(1, 90000)
+            container.mux(stream.encode(picture))
         container.mux(stream.encode())
     return path
 

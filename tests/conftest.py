@@ -47,6 +47,17 @@ def processor(model):
     return model.processor
 
 
+@pytest.fixture(params=["torchcodec", "decord"])
+def video_reader(request, monkeypatch, processor) -> str:
+    """Each video reader in turn, forced through `GVE_VIDEO_READER` (qwen-vl-utils is set to the same one)."""
+    processing = sys.modules[type(processor).__module__]
+    monkeypatch.setenv("GVE_VIDEO_READER", request.param)
+    processing.video_reader.cache_clear()
+    assert processing.video_reader() == request.param
+    yield request.param
+    processing.video_reader.cache_clear()  # chosen again, from the restored environment, at the next read
+
+
 @pytest.fixture(scope="session")
 def media(tmp_path_factory) -> dict[str, Path]:
     """Synthetic media, good and bad, by name."""

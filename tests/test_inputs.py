@@ -1,5 +1,6 @@
 """Input kinds, controls and bad inputs of `model.encode` / `processor.prepare`."""
 
+import dataclasses
 import re
 import sys
 
@@ -195,25 +196,27 @@ def test_bad_time_ranges_are_refused_naming_the_input_and_the_key(processor, med
     assert processor.prepare([{"video": video, "video_start": 8.0, "video_end": 10.1}])["video_grid_thw"].shape[0] == 1
 
 
-# (name, file, write_video arguments, whether the frames are decord's, as fetch_video gives them)
+# (name, file, write_video arguments, the readers whose fetch_video frames GVE's read equals element for element)
 VIDEO_KINDS = [
-    ("b-frames, a keyframe every 12", "bframes.mp4", {"options": {"bf": "3", "g": "12"}}, True),
-    ("odd size (cropped)", "odd.mp4", {"size": (242, 322)}, True),
-    ("full range", "jpeg.mp4", {"pix_fmt": "yuvj420p"}, True),
-    ("4:4:4", "444.mp4", {"pix_fmt": "yuv444p"}, True),
-    ("VP9 in WebM", "vp9.webm", {"codec": "libvpx-vp9"}, True),
-    ("HEVC", "hevc.mp4", {"codec": "libx265", "options": {"x265-params": "log-level=none:keyint=10"}}, False),
-    ("MPEG-4 in AVI", "mpeg4.avi", {"codec": "mpeg4"}, False),
-    ("10-bit", "10bit.mp4", {"pix_fmt": "yuv420p10le"}, False),
+    ("b-frames, a keyframe every 12", "bframes.mp4", {"options": {"bf": "3", "g": "12"}}, {"torchcodec", "decord"}),
+    ("odd size (cropped)", "odd.mp4", {"size": (242, 322)}, {"torchcodec", "decord"}),
+    ("full range", "jpeg.mp4", {"pix_fmt": "yuvj420p"}, {"torchcodec", "decord"}),
+    ("4:4:4", "444.mp4", {"pix_fmt": "yuv444p"}, {"torchcodec", "decord"}),
+    ("VP9 in WebM", "vp9.webm", {"codec": "libvpx-vp9"}, {"torchcodec", "decord"}),
+    ("HEVC", "hevc.mp4", {"codec": "libx265", "options": {"x265-params": "log-level=none:keyint=10"}}, {"torchcodec"}),
+    ("MPEG-4 in AVI", "mpeg4.avi", {"codec": "mpeg4"}, {"torchcodec"}),
+    ("10-bit", "10bit.mp4", {"pix_fmt": "yuv420p10le"}, {"torchcodec"}),
 ]
 
 
-@pytest.mark.parametrize("name, file, arguments, as_decord", VIDEO_KINDS, ids=[kind[0] for kind in VIDEO_KINDS])
-def test_every_kind_of_video_gives_the_frames_asked_for(processor, tmp_path, name, file, arguments, as_decord):
-    """The frames a read picks, seeking or reading on, are those a straight decode from the start gives; for
-    8-bit H.264 and VP9 they also equal `fetch_video`'s (decord's), element for element. decord's differ for the
-    others: after a seek it returns neighbouring frames in HEVC and damaged ones in MPEG-4, and converts 10-bit
-    pictures otherwise (read_video's docstring)."""
+@pytest.mark.parametrize("name, file, arguments, as_fetch_video", VIDEO_KINDS, ids=[kind[0] for kind in VIDEO_KINDS])
+def test_every_kind_of_video_gives_the_frames_asked_for(
+    processor, video_reader, tmp_path, name, file, arguments, as_fetch_video
+):
+    """The frames a read picks, seeking or reading on, are those a straight decode from the start gives, under
+    either reader; they also equal `fetch_video`'s under the same reader, element for element, except where
+    decord's are wrong: after a seek it returns neighbouring frames in HEVC and damaged ones in MPEG-4, and it
+    converts 10-bit pictures otherwise (read_video's docstring)."""
     from qwen_vl_utils import fetch_video
 
     from gve_tools.media import write_video
@@ -225,29 +228,51 @@ def test_every_kind_of_video_gives_the_frames_asked_for(processor, tmp_path, nam
     path = str(write_video(tmp_path / file, frames, fps=24, **arguments))
     processing = sys.modules[type(processor).__module__]
     limits = processing.MediaLimits()
-    whole = processing.plan_video({"video": path, "fps": 24.0, "max_frames": 48}, limits)
-    assert whole.indices == list(range(48))
-    straight = list(processing._pyav_frames(whole))  # forward from the first keyframe, no seek
+    probe = processing.probe_video(path, limits)
+    assert probe.reader == video_reader and probe.frames == 48
+    whole = processing.plan_video({"video": path, "fps": 24.0, "max_frames": 48}, limits, probe)
+    straight = list(processing._sampled_frames(dataclasses.replace(whole, indices=list(range(48)))))  # no seek
     for options in ({"fps": 2.0, "max_frames": 8}, {"fps": 12.0, "max_frames": 12}, {"fps": 0.5, "max_frames": 2}):
         plan = processing.plan_video({"video": path, **options}, limits)
         frames, fps = read_video(processor, path, options)
         expected = torch.cat([processing._resize_frame(straight[i], plan.size) for i in plan.indices]).float()
         assert torch.equal(frames, expected), (name, options)
-        decord_frames, decord_fps = fetch_video({"video": path, **options}, return_video_sample_fps=True)
-        assert fps == decord_fps and frames.shape == decord_frames.shape
-        if as_decord:
-            assert torch.equal(frames, decord_frames), (name, options)
+        reference, reference_fps = fetch_video({"video": path, **options}, return_video_sample_fps=True)
+        assert fps == reference_fps and frames.shape == reference.shape
+        if video_reader in as_fetch_video:
+            assert torch.equal(frames, reference), (name, options)
 
 
-def test_other_video_readers_go_through_qwen_vl_utils(processor, media, monkeypatch):
-    """The single-threaded decord read is only a faster way to the frames qwen-vl-utils' decord reader gives."""
-    import qwen_vl_utils.vision_process as vision
+# (name, write_video arguments): 8-bit H.264 as cameras and encoders write it
+H264_KINDS = [
+    ("8 fps", {"fps": 8}),
+    ("29.97 fps, B-frames", {"fps": 30000 / 1001, "options": {"bf": "3"}}),
+    ("30 fps, one keyframe in 48", {"fps": 30, "options": {"g": "48", "bf": "2"}}),
+    ("BT.709 tagged, full range", {"fps": 25, "pix_fmt": "yuvj420p", "options": {"colorspace": "bt709"}}),
+]
 
-    calls = []
-    monkeypatch.setattr(vision, "get_video_reader_backend", lambda: "torchcodec")
-    monkeypatch.setattr(vision, "fetch_video", lambda element, **kwargs: calls.append(element) or ("frames", 2.0))
-    assert read_video(processor, str(media["video"]), {"fps": 1.0}) == ("frames", 2.0)
-    assert calls == [{"video": str(media["video"]), "fps": 1.0}]
+
+@pytest.mark.parametrize("name, arguments", H264_KINDS, ids=[kind[0] for kind in H264_KINDS])
+def test_both_readers_give_the_same_frames_on_8_bit_h264(processor, tmp_path, monkeypatch, name, arguments):
+    """On 8-bit H.264, torchcodec and decord count the same frames at the same rate and decode them to the same
+    pixels, so a change of reader does not change an embedding (10-bit and VFR clips: benchmarks/DECODERS.md)."""
+    from gve_tools.media import write_video
+
+    processing = sys.modules[type(processor).__module__]
+    generator = np.random.default_rng(1)
+    texture = generator.integers(0, 255, (120, 160 + 120, 3), dtype=np.uint8)
+    frames = [np.ascontiguousarray(texture[:, 2 * i : 2 * i + 160]) for i in range(60)]
+    path = str(write_video(tmp_path / "clip.mp4", frames, **arguments))
+    read = {}
+    for reader in processing.VIDEO_READERS:
+        monkeypatch.setenv("GVE_VIDEO_READER", reader)
+        processing.video_reader.cache_clear()
+        probe = processing.probe_video(path, processing.MediaLimits())
+        read[reader] = (probe.frames, probe.rate, read_video(processor, path, {"fps": 4.0, "max_frames": 16}))
+    processing.video_reader.cache_clear()
+    (count, rate, (video, fps)), (decord_count, decord_rate, (decord_video, decord_fps)) = read.values()
+    assert count == decord_count == 60 and rate == pytest.approx(decord_rate, rel=1e-9), name
+    assert fps == pytest.approx(decord_fps, rel=1e-9) and torch.equal(video, decord_video), name
 
 
 def test_frame_lists_are_thinned_to_max_frames(processor):

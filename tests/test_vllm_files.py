@@ -84,6 +84,7 @@ def test_offline_requests_carry_exactly_gve_inputs(processor, tiny_path, tmp_pat
         if "video" in data:
             frames, metadata = data["video"]
             kwargs = {"videos": [torch.from_numpy(frames).permute(0, 3, 1, 2)], "video_metadata": [metadata]}
+        kwargs.update(request.get("mm_processor_kwargs", {}))  # do_resize=False, as vLLM passes it on
         inputs = stock(
             text=[request["prompt"]], images=[data["image"]] if "image" in data else None, return_tensors="pt", **kwargs
         )

@@ -252,6 +252,7 @@ def _dataset(ray, shards: list, pending: list[int], settings: dict, options: dic
                 "instruction": options["instruction"],
                 "on_error": on_error,
                 "segment_seconds": options["segment_seconds"],
+                "video_reader": settings["video_reader"]["reader"],
             },
             # One CPU and room for a few decoded videos a task. Asking for memory also keeps Ray from
             # fusing this stage into the model actors (it fuses stages with equal resource requests).
@@ -274,6 +275,7 @@ def _dataset(ray, shards: list, pending: list[int], settings: dict, options: dic
             "num_workers": options["num_workers"],
             "segment_seconds": options["segment_seconds"],
             "segment_stride": options["segment_stride"],
+            "video_reader": settings["video_reader"]["reader"],
         },
         compute=ray.data.ActorPoolStrategy(size=options["concurrency"]),
         num_gpus=options["num_gpus"] or None,

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from gve_tools.corpus.shards import OutputMismatch, write_atomic
+from gve_tools.identity import video_reader
 
 DEFAULT_SHARD_SIZE = 1000
 # The config's settings that change an embedding, recorded with each run.
@@ -65,7 +66,8 @@ def run_settings(
 ) -> dict[str, Any]:
     """Everything that determines the output's embeddings; the embedding settings come from the checkpoint's config.
 
-    Runs into the same folder must agree on all of it. Speed settings (concurrency, batch size,
+    Runs into the same folder must agree on all of it, the video reader included (`gve_tools.identity.video_reader`:
+    the Ray workers decode with the reader chosen in the driver's environment). Speed settings (concurrency, batch size,
     device) are left out: they do not change the embeddings beyond rounding. With `segment_seconds`, the settings
     hold `segments`: `{"seconds": window, "stride": stride}` (stride None: `encode_segments`' default, which the
     checkpoint's remote code sets). A run without segments has no `segments` key, so folders written before
@@ -84,6 +86,7 @@ def run_settings(
         "dimension": config.text_config.hidden_size,
         "instruction": instruction,
         "embedding_settings": {key: getattr(config, key) for key in EMBEDDING_SETTINGS},
+        "video_reader": video_reader(),
         "shard_size": shard_size,
     }
     if segment_seconds is not None:

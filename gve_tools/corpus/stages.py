@@ -16,6 +16,7 @@ passed on unprobed (the actor downloads it once); one no longer than a window co
 video, and is kept as a whole row.
 """
 
+import os
 import pickle
 import sys
 from collections.abc import Sequence
@@ -107,8 +108,10 @@ def preprocess(
     instruction: str | None,
     on_error: str,
     segment_seconds: float | None = None,
+    video_reader: str | None = None,
 ) -> dict[str, Any]:
-    """CPU task: read, decode and featurize items with the checkpoint's processor.
+    """CPU task: read, decode and featurize items with the checkpoint's processor (and `video_reader`, see
+    `use_video_reader`).
 
     Adds `features` (the pickled prompt and model inputs, plain numpy) and `error` (why the item
     cannot be embedded, with `on_error="skip"`). With `on_error="raise"` a bad item raises `ItemError`.
@@ -116,6 +119,7 @@ def preprocess(
     `{"segments": {"video", "instruction"}}` that the model actor embeds with `encode_segments`.
     """
     processor = _processor(checkpoint, revision)
+    use_video_reader(processor, video_reader)
     rows = _rows(batch)
     features, errors = [], []
     for row in rows:
@@ -139,6 +143,18 @@ def preprocess(
     return _table(rows, features=(features, "binary"), error=(errors, "string"))
 
 
+def use_video_reader(processor, reader: str | None) -> None:
+    """Read videos with `reader` in this worker: the one the run's settings record (the driver's choice), whatever
+    the worker's own environment would choose, so that no shard mixes embeddings of two readers."""
+    if reader is None:
+        return
+    processing = sys.modules[type(processor).__module__]
+    if os.environ.get(processing.VIDEO_READER_VARIABLE) != reader:
+        os.environ[processing.VIDEO_READER_VARIABLE] = reader
+        processing.video_reader.cache_clear()
+    processing.video_reader()  # a reader that cannot work here fails now, naming why
+
+
 class Embedder:
     """`map_batches` actor: loads the model once, then embeds batches with `model.encode` (and the rows to embed as
     segments with `model.encode_segments`, `segment_seconds` long and `segment_stride` apart)."""
@@ -156,9 +172,11 @@ class Embedder:
         num_workers: int | None,
         segment_seconds: float | None = None,
         segment_stride: float | None = None,
+        video_reader: str | None = None,
     ):
         self.model = load_model(checkpoint, revision=revision, device=device, dtype=dtype)
         self.processor = self.model.processor
+        use_video_reader(self.processor, video_reader)
         self.item_class = sys.modules[type(self.processor).__module__].GVEItem
         self.instruction, self.on_error = instruction, on_error
         self.options = {"batch_size": batch_size, "max_batch_tokens": max_batch_tokens, "show_progress_bar": False}
