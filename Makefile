@@ -2,6 +2,7 @@
 #   make demo       - the main job: index the bundled sample videos with the bundled tiny GVE, answer text, image,
 #                     video and composed queries; prints ranked tables and writes build/video-search/results.html
 #                     (options: make demo ARGS="--help"; a real model: ARGS="--model Alibaba-NLP/GVE-3B")
+#   make space      - the video search app (space/app.py, also a Hugging Face Space) on http://127.0.0.1:7860
 #   make test       - lint, format check and the whole test suite (what CI runs)
 #   make test-fast  - the suite without the slow and Ray tests (about a minute): the local loop while editing
 #   make system     - the system packages some parts need, from Debian (root): FFmpeg's shared libraries (torchcodec
@@ -14,7 +15,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system demo test test-fast lint generate
+.PHONY: setup system demo space test test-fast lint generate
 
 setup: $(STAMP)
 
@@ -31,6 +32,9 @@ system:
 
 demo: $(STAMP)
 	$(PY) scripts/video_search.py $(ARGS)
+
+space: $(STAMP)
+	$(PY) space/app.py $(ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
