@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from gve_tools.card.gpu import gpu_context
 from gve_tools.card.results import (
     ModelCardError,
     benchmark_link,
@@ -214,7 +215,8 @@ def render_model_card(
     without a row (a new fine-tune, a test build) gets a card without `model-index`.
 
     The output is a function of the inputs only (results file, template, the limits tables of handler.py and
-    processing_gve.py, requirements.txt and constraints.txt, the memory and storage results at `storage_path`),
+    processing_gve.py, requirements.txt and constraints.txt, the memory and storage results at `storage_path`, the
+    GPU check's results),
     so rendering twice gives identical text.
     """
     from huggingface_hub import ModelCard
@@ -259,6 +261,7 @@ def render_model_card(
         "repository": audience == "repository",
         "source_url": source_url,
         **storage_context(storage_path),
+        **gpu_context(),
     }
     body = render_body(template_path, context)
     metadata = card_metadata(results, row, base_model)
