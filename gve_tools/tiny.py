@@ -257,9 +257,19 @@ def main(argv: list[str] | None = None) -> None:
         "(model.layers.*, visual.*); default: v5",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed for the random weights (default: 0)")
+    shapes = parser.add_argument_group(
+        "shapes", "the backbone's sizes; vLLM's CPU attention needs a text head size (text hidden / 4) of 32 or more"
+    )
+    shapes.add_argument("--text-hidden", type=int, default=TEXT_HIDDEN, help=f"default {TEXT_HIDDEN} (4 heads)")
+    shapes.add_argument("--text-layers", type=int, default=2, help="default 2")
+    shapes.add_argument("--vision-hidden", type=int, default=32, help="default 32 (2 heads)")
+    shapes.add_argument("--vision-depth", type=int, default=2, help="default 2")
     args = parser.parse_args(argv)
-    out = make_tiny_checkpoint(args.out_dir, layout=args.layout, seed=args.seed)
-    print(f"wrote a tiny GVE checkpoint ({args.layout} layout, seed {args.seed}) to {out}")
+    if args.text_hidden % 8:
+        parser.error(f"--text-hidden must be a multiple of 8 (4 heads of an even size), got {args.text_hidden}")
+    shape = {key: getattr(args, key) for key in ("text_hidden", "text_layers", "vision_hidden", "vision_depth")}
+    out = make_tiny_checkpoint(args.out_dir, layout=args.layout, seed=args.seed, **shape)
+    print(f"wrote a tiny GVE checkpoint ({args.layout} layout, seed {args.seed}, {shape}) to {out}")
 
 
 if __name__ == "__main__":
