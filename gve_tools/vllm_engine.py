@@ -1,0 +1,173 @@
+"""vLLM's side of the parity check (`gve_tools.vllm_parity`), run with the Python of vLLM's own environment.
+
+vLLM pins other torch and transformers versions than the project's stack, so it lives in a virtual environment of
+its own (`make vllm-parity` builds `.venv-vllm`), and this module is the only code that runs there: it imports
+nothing of the project's but the standard library, numpy and vLLM. It reads the requests that GVE prepared
+(`GVEItem.as_vllm_request`, pickled), embeds them offline with `LLM.embed` or through vLLM's OpenAI-compatible
+server on 127.0.0.1, and writes the normalised embeddings as a .npy file.
+
+    .venv-vllm/bin/python -m gve_tools.vllm_engine offline CHECKPOINT REQUESTS.pkl OUT.npy --dtype float32
+    .venv-vllm/bin/python -m gve_tools.vllm_engine server CHECKPOINT REQUESTS.pkl OUT.npy --chat-template FILE
+"""
+
+import argparse
+import base64
+import io
+import json
+import os
+import pickle
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+SERVER_START_TIMEOUT = 600  # seconds: vLLM's CPU start-up takes one to two minutes here
+
+
+def _engine_options(checkpoint: str, dtype: str, max_model_len: int) -> dict:
+    return {
+        "model": checkpoint,
+        "runner": "pooling",
+        "dtype": dtype,
+        "max_model_len": max_model_len,
+        "limit_mm_per_prompt": {"image": 1, "video": 1},
+        "trust_remote_code": True,
+        "enforce_eager": True,
+    }
+
+
+def embed_offline(checkpoint: str, requests: list[dict], dtype: str, max_model_len: int) -> np.ndarray:
+    """`LLM.embed` over GVE's prepared requests, in order."""
+    from vllm import LLM
+
+    llm = LLM(**_engine_options(checkpoint, dtype, max_model_len))
+    outputs = llm.embed(requests)
+    return _normalised([output.outputs.embedding for output in outputs])
+
+
+def embed_server(
+    checkpoint: str, requests: list[dict], dtype: str, max_model_len: int, chat_template: str
+) -> np.ndarray:
+    """The same inputs through vLLM's OpenAI-compatible server (`/v1/embeddings` with chat messages and the
+    shipped embedding template), started on 127.0.0.1 and stopped afterwards. Images go as PNG data URLs of the
+    pixels GVE prepared, which the server keeps as they are (`--mm-processor-kwargs '{"do_resize": false}'`: it
+    refuses per-request processor settings); requests with a video are refused (vLLM's server samples a video
+    file with its own sampler, so GVE's frames cannot be sent)."""
+    port = _free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model", checkpoint,
+        "--runner", "pooling",
+        "--dtype", dtype,
+        "--max-model-len", str(max_model_len),
+        "--trust-remote-code",
+        "--enforce-eager",
+        "--chat-template", chat_template,
+        "--host", "127.0.0.1",
+        "--port", str(port),
+        "--limit-mm-per-prompt", json.dumps({"image": 1, "video": 1}),
+    ]  # fmt: skip
+    server = subprocess.Popen(
+        command, stdout=sys.stderr, stderr=sys.stderr, env={**os.environ, "VLLM_HOST_IP": "127.0.0.1"}
+    )
+    try:
+        _wait_ready(port, server)
+        vectors = []
+        for request in requests:
+            body = {"model": checkpoint, "messages": _messages(request), "encoding_format": "float"}
+            answer = _post(f"http://127.0.0.1:{port}/v1/embeddings", body)
+            vectors.append(answer["data"][0]["embedding"])
+        return _normalised(vectors)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def _messages(request: dict) -> list[dict]:
+    """A prepared request as the chat messages its prompt was made from: system and user turns, the image as a
+    data URL. The shipped template renders them back to the same prompt (checked by the caller's cosines)."""
+    if "video" in request.get("multi_modal_data", {}):
+        raise ValueError("the server path takes no video: vLLM's server samples video files itself")
+    content: list[dict] = []
+    image = request.get("multi_modal_data", {}).get("image")
+    if image is not None:
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        url = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+        content.append({"type": "image_url", "image_url": {"url": url}})
+    text = request["user_text"]
+    if text:
+        content.append({"type": "text", "text": text})
+    return [{"role": "system", "content": request["instruction"]}, {"role": "user", "content": content}]
+
+
+def _post(url: str, body: dict) -> dict:
+    data = json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=300) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        answer = error.read().decode(errors="replace")[:2000]
+        raise RuntimeError(f"vLLM's server answered {error.code}: {answer}") from None
+
+
+def _wait_ready(port: int, server: subprocess.Popen) -> None:
+    deadline = time.monotonic() + SERVER_START_TIMEOUT
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"vLLM's server exited with {server.returncode} before it was ready")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5):
+                return
+        except OSError:
+            time.sleep(2)
+    raise TimeoutError(f"vLLM's server was not ready in {SERVER_START_TIMEOUT} s")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _normalised(vectors: list) -> np.ndarray:
+    array = np.asarray(vectors, dtype=np.float32)
+    return array / np.linalg.norm(array, axis=1, keepdims=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("path", choices=("offline", "server"))
+    parser.add_argument("checkpoint")
+    parser.add_argument("requests", type=Path, help="the pickled requests (gve_tools.vllm_parity)")
+    parser.add_argument("output", type=Path, help="the embeddings, as .npy")
+    parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+    parser.add_argument("--max-model-len", type=int, default=4096)
+    parser.add_argument("--chat-template", help="the embedding chat template (server)")
+    args = parser.parse_args(argv)
+    requests = pickle.loads(args.requests.read_bytes())
+    if args.path == "offline":
+        offline = [
+            {key: request[key] for key in ("prompt", "multi_modal_data", "mm_processor_kwargs") if key in request}
+            for request in requests
+        ]
+        vectors = embed_offline(args.checkpoint, offline, args.dtype, args.max_model_len)
+    else:
+        vectors = embed_server(args.checkpoint, requests, args.dtype, args.max_model_len, args.chat_template)
+    np.save(args.output, vectors)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
