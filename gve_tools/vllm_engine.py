@@ -41,13 +41,44 @@ def _engine_options(checkpoint: str, dtype: str, max_model_len: int) -> dict:
     }
 
 
-def embed_offline(checkpoint: str, requests: list[dict], dtype: str, max_model_len: int) -> np.ndarray:
-    """`LLM.embed` over GVE's prepared requests, in order."""
+def embed_offline(
+    checkpoint: str, requests: list[dict], dtype: str, max_model_len: int, transformers_positions: bool = False
+) -> np.ndarray:
+    """`LLM.embed` over GVE's prepared requests, in order. `transformers_positions` is a diagnosis: vLLM's rope
+    positions with transformers 5.x's rule for the text after an image or a video (`use_transformers_positions`)."""
+    if transformers_positions:
+        use_transformers_positions()
     from vllm import LLM
 
     llm = LLM(**_engine_options(checkpoint, dtype, max_model_len))
     outputs = llm.embed(requests)
     return _normalised([output.outputs.embedding for output in outputs])
+
+
+def use_transformers_positions() -> None:
+    """Make vLLM place the text after an image or a video as transformers 5.x does: at the block's start plus its
+    larger merged side, where vLLM (like transformers 4.x) starts it one past the block's largest position, the
+    temporal one included. Runs the engine in this process (`VLLM_ENABLE_V1_MULTIPROCESSING=0`) so that the
+    patch reaches it; for the parity check's diagnosis only."""
+    os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+    import torch
+    from vllm.model_executor.models.qwen2_5_vl import Qwen2_5_VLForConditionalGeneration as Model
+
+    def positions(self, input_tokens: list[int], mm_features: list) -> tuple:
+        parts, current, start = [], 0, 0
+        for offset, grid_t, grid_h, grid_w, factor in self.iter_mm_grid_thw(mm_features):
+            parts.append(np.broadcast_to(np.arange(offset - start), (3, offset - start)) + current)
+            current += offset - start
+            grid = np.indices((grid_t, grid_h, grid_w))
+            grid[0] = (grid[0] * factor).astype(np.int64)
+            parts.append(grid.reshape(3, -1) + current)
+            current += max(grid_h, grid_w)
+            start = offset + grid_t * grid_h * grid_w
+        parts.append(np.broadcast_to(np.arange(len(input_tokens) - start), (3, len(input_tokens) - start)) + current)
+        table = np.concatenate(parts, axis=1).reshape(3, -1)
+        return torch.from_numpy(table), int(table.max() + 1 - len(input_tokens))
+
+    Model.get_mrope_input_positions = positions
 
 
 def embed_server(
@@ -155,6 +186,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     parser.add_argument("--max-model-len", type=int, default=4096)
     parser.add_argument("--chat-template", help="the embedding chat template (server)")
+    parser.add_argument(
+        "--transformers-positions",
+        action="store_true",
+        help="diagnosis (offline): transformers 5.x's rope positions for the text after an image or a video",
+    )
     args = parser.parse_args(argv)
     requests = pickle.loads(args.requests.read_bytes())
     if args.path == "offline":
@@ -162,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
             {key: request[key] for key in ("prompt", "multi_modal_data", "mm_processor_kwargs") if key in request}
             for request in requests
         ]
-        vectors = embed_offline(args.checkpoint, offline, args.dtype, args.max_model_len)
+        vectors = embed_offline(args.checkpoint, offline, args.dtype, args.max_model_len, args.transformers_positions)
     else:
         vectors = embed_server(args.checkpoint, requests, args.dtype, args.max_model_len, args.chat_template)
     np.save(args.output, vectors)

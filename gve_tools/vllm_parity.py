@@ -75,13 +75,15 @@ def prepare(model, folder: Path) -> tuple[list[str], list[dict], np.ndarray]:
     return list(inputs), requests, expected
 
 
-def run_vllm(python: Path, path: str, checkpoint: str, requests: list[dict], dtype: str, max_length: int) -> np.ndarray:
+def run_vllm(
+    python: Path, path: str, checkpoint: str, requests: list[dict], dtype: str, max_length: int, *options: str
+) -> np.ndarray:
     """vLLM's embeddings of `requests`, from `gve_tools.vllm_engine` run with `python` (vLLM's environment)."""
     with tempfile.TemporaryDirectory() as scratch:
         pickled, output = Path(scratch) / "requests.pkl", Path(scratch) / "vectors.npy"
         pickled.write_bytes(pickle.dumps(requests))
         command = [str(python), "-m", "gve_tools.vllm_engine", path, checkpoint, str(pickled), str(output)]
-        command += ["--dtype", dtype, "--max-model-len", str(max_length)]
+        command += ["--dtype", dtype, "--max-model-len", str(max_length), *options]
         if path == "server":
             command += ["--chat-template", str(Path(checkpoint) / EMBEDDING_CHAT_TEMPLATE_FILE)]
         environment = {
@@ -96,8 +98,11 @@ def run_vllm(python: Path, path: str, checkpoint: str, requests: list[dict], dty
         return np.load(output)
 
 
-def check_checkpoint(checkpoint: str, device: str, dtypes: list[str], python: Path, server: bool) -> list[dict]:
-    """Every input kind of one checkpoint, for each dtype, offline and (text and images) through the server."""
+def check_checkpoint(
+    checkpoint: str, device: str, dtypes: list[str], python: Path, server: bool, diagnose: bool = False
+) -> list[dict]:
+    """Every input kind of one checkpoint, for each dtype, offline and (text and images) through the server; with
+    `diagnose`, offline again with transformers 5.x's positions for the text after a video (path `offline-tf5`)."""
     rows = []
     for dtype in dtypes:
         model = load_model(checkpoint, device=device, dtype=dtype)
@@ -105,17 +110,36 @@ def check_checkpoint(checkpoint: str, device: str, dtypes: list[str], python: Pa
             names, requests, expected = prepare(model, Path(folder))
             max_length = model.processor.embedding_config.max_length
             paths = {"offline": run_vllm(python, "offline", checkpoint, requests, dtype, max_length)}
+            if diagnose:
+                options = ("--transformers-positions",)
+                paths["offline-tf5"] = run_vllm(python, "offline", checkpoint, requests, dtype, max_length, *options)
             if server:
                 still = [i for i, request in enumerate(requests) if "video" not in request.get("multi_modal_data", {})]
                 vectors = run_vllm(python, "server", checkpoint, [requests[i] for i in still], dtype, max_length)
                 paths["server"] = dict(zip(still, vectors, strict=True))
         for path, vectors in paths.items():
             for index, name in enumerate(names):
-                vector = vectors[index] if path == "offline" else vectors.get(index)
+                vector = vectors.get(index) if path == "server" else vectors[index]
                 if vector is not None:
                     cosine = float(vector @ expected[index])
                     rows.append({"dtype": dtype, "path": path, "input": name, "cosine": cosine})
     return rows
+
+
+def table(rows: list[dict]) -> str:
+    """The cosines as a Markdown table: one row per checkpoint, dtype and path, one column per input kind."""
+    kinds = list(dict.fromkeys(row["input"] for row in rows))
+    groups: dict[tuple, dict[str, float]] = {}
+    for row in rows:
+        groups.setdefault((row["model"], row["dtype"], row["path"]), {})[row["input"]] = row["cosine"]
+    lines = [
+        "| checkpoint | dtype | path | " + " | ".join(kinds) + " |",
+        "| --- | --- | --- |" + " ---: |" * len(kinds),
+    ]
+    for (model, dtype, path), cosines in groups.items():
+        cells = [f"{cosines[kind]:.6f}" if kind in cosines else "(not sent)" for kind in kinds]
+        lines.append(f"| {model} | {dtype} | {path} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,6 +153,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtype", action="append", choices=("float32", "bfloat16"), help="default: both")
     parser.add_argument("--vllm-python", type=Path, default=DEFAULT_VLLM_PYTHON, help="Python of vLLM's environment")
     parser.add_argument("--no-server", action="store_true", help="offline only (the server takes 1-2 min to start)")
+    parser.add_argument(
+        "--diagnose-positions",
+        action="store_true",
+        help="also embed offline with transformers 5.x's rope positions for the text after a video (offline-tf5)",
+    )
     parser.add_argument("--threshold", type=float, default=0.9999, help="lowest fp32 cosine that passes")
     parser.add_argument("--output", type=Path, help="write the results as JSON here")
     args = parser.parse_args(argv)
@@ -144,11 +173,14 @@ def main(argv: list[str] | None = None) -> int:
             checkpoint = name
             if name in TINY:
                 checkpoint = str(make_tiny_checkpoint(Path(scratch) / name, **TINY_SHAPES, **TINY[name]))
-            for row in check_checkpoint(checkpoint, args.device, args.dtype or ["float32", "bfloat16"],
-                                        args.vllm_python, not args.no_server):  # fmt: skip
+            dtypes = args.dtype or ["float32", "bfloat16"]
+            server, diagnose = not args.no_server, args.diagnose_positions
+            for row in check_checkpoint(checkpoint, args.device, dtypes, args.vllm_python, server, diagnose):
                 rows.append({"model": name, **row})
                 print(f"{name:<14} {row['dtype']:<9} {row['path']:<8} {row['input']:<11} cosine {row['cosine']:.6f}")
-    failed = [row for row in rows if row["dtype"] == "float32" and row["cosine"] < args.threshold]
+    print(table(rows))
+    checked = [row for row in rows if row["dtype"] == "float32" and row["path"] != "offline-tf5"]
+    failed = [row for row in checked if row["cosine"] < args.threshold]
     for row in failed:
         print(f"below {args.threshold}: {row['model']} {row['path']} {row['input']} ({row['cosine']:.6f})")
     if args.output:
