@@ -88,3 +88,36 @@ def test_an_item_error_comes_back_from_a_worker_as_it_was_raised():
     assert isinstance(wrapped, ItemError)  # the wrapper is one too, but its text is the traceback
     assert find_item_error(wrapped) is returned
     assert find_item_error(exceptions.RayTaskError("f", "traceback", ValueError("other"))) is None
+
+
+def test_a_run_records_its_video_reader_and_a_resume_with_another_is_refused(tiny_path, tmp_path, monkeypatch):
+    """The reader decides a video's frames (benchmarks/DECODERS.md), so a folder's embeddings are of one reader: the
+    settings record it, and the workers are told to use it (`use_video_reader`)."""
+    import re
+    import sys
+
+    from gve_tools.corpus.settings import check_settings, run_settings
+    from gve_tools.corpus.shards import OutputMismatch
+    from gve_tools.corpus.stages import use_video_reader
+    from gve_tools.repo import remote_module
+
+    tooling = remote_module("processing_gve")
+    settings = {}
+    for reader in ("torchcodec", "decord"):
+        monkeypatch.setenv("GVE_VIDEO_READER", reader)
+        tooling.video_reader.cache_clear()
+        settings[reader] = run_settings(str(tiny_path))
+        assert settings[reader]["video_reader"] == tooling.video_reader_identity()
+    tooling.video_reader.cache_clear()
+    check_settings(tmp_path, settings["torchcodec"])
+    with pytest.raises(OutputMismatch, match=re.compile(r"video_reader: \{'reader': 'torchcodec'.* in the folder")):
+        check_settings(tmp_path, settings["decord"])
+
+    from transformers import AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(tiny_path, trust_remote_code=True)
+    processing = sys.modules[type(processor).__module__]
+    monkeypatch.setenv("GVE_VIDEO_READER", "torchcodec")  # the worker's own environment says torchcodec...
+    use_video_reader(processor, "decord")  # ...the run's settings say decord
+    assert processing.video_reader() == "decord"
+    processing.video_reader.cache_clear()
