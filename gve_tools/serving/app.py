@@ -32,6 +32,7 @@ from gve_tools.serving.engine import BadRequest, Engine, serve_processes
 
 HOST = "127.0.0.1"
 APP_NAME = "gve"
+LOGGING = {"log_level": "WARNING", "enable_access_log": False}  # a log line per request costs CPU under load
 
 
 @dataclass
@@ -42,7 +43,7 @@ class ServeSettings:
     device: str = "auto"
     dtype: str = "auto"
     max_batch_size: int = 16
-    batch_wait_s: float = 0.1
+    batch_wait_s: float = 0.25
     max_ongoing_requests: int = 32
     max_queued_requests: int = 64
     retry_after_s: float = 1.0
@@ -175,6 +176,7 @@ def deployment_options(settings: ServeSettings) -> dict[str, Any]:
         "ray_actor_options": {"num_cpus": settings.cpus_per_replica, "num_gpus": settings.gpus_per_replica},
         "health_check_period_s": 5,
         "health_check_timeout_s": 30,
+        "logging_config": LOGGING,
     }
     if settings.max_replicas is not None:
         options["autoscaling_config"] = {
@@ -208,12 +210,17 @@ def start(settings: ServeSettings, address: str | None = None, num_cpus: int | N
             ray.init(num_cpus=num_cpus, include_dashboard=False)
     serve.start(
         proxy_location="HeadOnly",
+        logging_config=LOGGING,
         http_options={"host": HOST, "port": settings.port, "request_timeout_s": settings.request_timeout_s},
     )
     serve.run(build_app(settings), name=APP_NAME, route_prefix="/")
     return f"http://{HOST}:{settings.port}"
 
 
-def stop() -> None:
-    """Remove the application and Serve (Ray itself stays, if it was running before `start`)."""
+def stop(ray_too: bool = False) -> None:
+    """Remove the application and Serve; with `ray_too`, also the local Ray that `start` started."""
+    import ray
+
     serve.shutdown()
+    if ray_too:
+        ray.shutdown()

@@ -57,7 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-batch-size", type=int, default=16, help="most items per collected batch (1: batching off; default 16)"
     )
     batching.add_argument(
-        "--batch-wait", type=float, default=0.1, help="seconds a batch waits to fill before it runs (default 0.1)"
+        "--batch-wait",
+        type=float,
+        default=0.25,
+        help="most seconds a batch waits to fill before it runs: latency traded for larger batches (default 0.25)",
     )
     batching.add_argument(
         "--max-ongoing-requests", type=int, default=32, help="requests a replica works on at once (default 32)"
@@ -127,15 +130,18 @@ def main(argv: list[str] | None = None) -> int:
     except GVEToolsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    import ray
+
     from gve_tools.serving.app import start, stop
 
-    stopped = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stopped.set())
+    local = not ray.is_initialized() and not args.address
     url = start(settings, address=args.address, num_cpus=args.num_cpus)
+    stopped = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):  # after ray.init, which installs its own SIGTERM handler
+        signal.signal(signum, lambda *_: stopped.set())
     print(f"GVE serving at {url} (POST /, POST /v1/embeddings, GET /health, GET /stats)", flush=True)
     try:
         stopped.wait(args.duration)
     finally:
-        stop()
+        stop(ray_too=local)
     return 0

@@ -59,8 +59,19 @@ def process_memory_mb(pid: int | str = "self") -> dict[str, float]:
     return {"peak_mb": figures.get("hwm", 0.0), "rss_mb": figures.get("rss", 0.0)}
 
 
+def process_cpu_s(pid: int | str = "self") -> float:
+    """CPU seconds a process has used so far, all its threads (user and system), read from /proc (Linux)."""
+    try:
+        with open(f"/proc/{pid}/stat") as file:
+            fields = file.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def serve_processes() -> dict[str, dict]:
-    """Ray Serve's processes on this node (controller, HTTP proxy, replicas) by name and pid, with their memory."""
+    """Ray Serve's processes on this node (controller, HTTP proxy, replicas) by name and pid, with their memory and
+    CPU time."""
     found = {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
@@ -69,7 +80,8 @@ def serve_processes() -> dict[str, dict]:
         except OSError:
             continue
         if command.startswith(("ray::ServeController", "ray::ProxyActor", "ray::ServeReplica")):
-            found[f"{command.split()[0][5:]}:{pid}"] = {"pid": int(pid), **process_memory_mb(pid)}
+            name = f"{command.split()[0][5:].split('.')[0]}:{pid}"
+            found[name] = {"pid": int(pid), "cpu_s": process_cpu_s(pid), **process_memory_mb(pid)}
     return found
 
 
