@@ -131,7 +131,7 @@ class Engine:
         a thread of its own: downloads wait there, decoding runs in the shared decoder threads, one item each,
         first come first served. Raises `BadRequest` with the handler's message for anything the handler refuses.
         """
-        handler = sys.modules["handler"]
+        handler = handler_module()
         try:
             self.reader.check_size(len(body))
         except handler.HandlerError as error:
