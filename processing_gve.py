@@ -1728,7 +1728,9 @@ class _PinnedConnection(http.client.HTTPSConnection):
     def __init__(self, target: _Target, address: str, deadline: float) -> None:
         tls = target.scheme == "https"
         timeout = max(deadline - time.monotonic(), 0.001)
-        super().__init__(target.host, target.port, timeout=timeout, context=_tls_context() if tls else None)
+        # the shared context for http too: HTTPSConnection builds a new one (loading the CA roots, ~20 ms) when given
+        # none, and a plain connection never uses it
+        super().__init__(target.host, target.port, timeout=timeout, context=_tls_context())
         self.address, self.tls, self.socket, self.response = address, tls, None, None
         self.default_port = 443 if tls else 80  # the Host header leaves out the scheme's own port
         self.watchdog = threading.Timer(timeout, self.abort)
