@@ -57,15 +57,16 @@ def test_the_requirements_are_the_tested_stack_and_the_tooling_at_a_commit_of_th
     git = ["git", "-C", str(ROOT)]
     ancestor = subprocess.run([*git, "merge-base", "--is-ancestor", commit, "HEAD"], capture_output=True, timeout=30)
     assert ancestor.returncode == 0, f"{commit} is not a commit of this repository's history"
+    # what the app runs from the clone: the tooling, the remote code, the bundled model and samples, the requirements
+    paths = ["gve_tools", "configuration_gve.py", "modeling_gve.py", "processing_gve.py", "bundled", "requirements.txt"]
+    paths.append(":(exclude,glob)bundled/**/*.md")  # the bundled model's card is regenerated with the README
     changed = subprocess.run(
-        [*git, "diff", "--stat", commit, "HEAD", "--", "gve_tools/video_search"],
-        capture_output=True,
-        text=True,
-        timeout=30,
+        [*git, "diff", "--stat", commit, "HEAD", "--", *paths], capture_output=True, text=True, timeout=30
     )
     assert changed.stdout == "", (
-        f"gve_tools/video_search changed since the Space's pinned commit {commit}: pin space/requirements.txt to "
-        "`git log -1 --format=%H -- gve_tools/video_search` once that is committed\n" + changed.stdout
+        f"what the Space runs changed since its pinned commit {commit}: pin space/requirements.txt to "
+        f"`git log -1 --format=%H -- {' '.join(repr(path) for path in paths)}` once that is committed\n"
+        + changed.stdout
     )
 
 
