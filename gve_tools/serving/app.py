@@ -19,7 +19,7 @@ forward pass is stuck so that Serve replaces it (as it replaces a replica whose 
 import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -29,35 +29,11 @@ from ray import serve
 
 from gve_tools.serving import openai
 from gve_tools.serving.engine import BadRequest, Engine, serve_processes
+from gve_tools.serving.settings import ServeSettings
 
 HOST = "127.0.0.1"
 APP_NAME = "gve"
 LOGGING = {"log_level": "WARNING", "enable_access_log": False}  # a log line per request costs CPU under load
-
-
-@dataclass
-class ServeSettings:
-    """Everything `scripts/serve.py` sets; `gve_tools.serving.cli` documents each option."""
-
-    model: str | None = None
-    device: str = "auto"
-    dtype: str = "auto"
-    max_batch_size: int = 16
-    batch_wait_s: float = 0.25
-    max_ongoing_requests: int = 32
-    max_queued_requests: int = 64
-    retry_after_s: float = 1.0
-    request_timeout_s: float = 120.0
-    stuck_after_s: float = 300.0
-    replicas: int = 1
-    min_replicas: int | None = None
-    max_replicas: int | None = None
-    target_ongoing_requests: float = 16.0
-    cpus_per_replica: float = 1.0
-    gpus_per_replica: float = 0.0
-    decode_workers: int | None = None
-    limits: dict[str, Any] = field(default_factory=dict)
-    port: int = 8000
 
 
 api = FastAPI(title="GVE embeddings", docs_url=None, redoc_url=None, openapi_url=None)

@@ -13,6 +13,9 @@ import threading
 from typing import Any
 
 from gve_tools.errors import GVEToolsError
+from gve_tools.serving.settings import ServeSettings
+
+DEFAULTS = ServeSettings()  # the one home of the defaults, shown in --help
 
 
 def parse_limits(pairs: list[str]) -> dict[str, Any]:
@@ -49,53 +52,81 @@ def build_parser() -> argparse.ArgumentParser:
     )
     model = parser.add_argument_group("model")
     model.add_argument("--model", help="GVE checkpoint: local folder or Hub id (default: the bundled tiny model)")
-    model.add_argument("--device", default="auto", help="cpu, cuda, or auto: cuda when the replica has a GPU")
-    model.add_argument("--dtype", default="auto", help="float32, bfloat16, float16, or auto (bf16 on GPUs)")
+    model.add_argument("--device", default=DEFAULTS.device, help="cpu, cuda, or auto: cuda when the replica has a GPU")
+    model.add_argument("--dtype", default=DEFAULTS.dtype, help="float32, bfloat16, float16, or auto (bf16 on GPUs)")
     model.add_argument("--decode-workers", type=int, help="decoding threads per replica (default: cores, at most 8)")
     batching = parser.add_argument_group("batching and bounds")
     batching.add_argument(
-        "--max-batch-size", type=int, default=16, help="most items per collected batch (1: batching off; default 16)"
+        "--max-batch-size",
+        type=int,
+        default=DEFAULTS.max_batch_size,
+        help=f"most items per collected batch (1: batching off; default {DEFAULTS.max_batch_size})",
     )
     batching.add_argument(
         "--batch-wait",
         type=float,
-        default=0.25,
-        help="most seconds a batch waits to fill before it runs: latency traded for larger batches (default 0.25)",
+        default=DEFAULTS.batch_wait_s,
+        help="most seconds a batch waits to fill before it runs: latency traded for larger batches "
+        f"(default {DEFAULTS.batch_wait_s:g})",
     )
     batching.add_argument(
-        "--max-ongoing-requests", type=int, default=32, help="requests a replica works on at once (default 32)"
+        "--max-ongoing-requests",
+        type=int,
+        default=DEFAULTS.max_ongoing_requests,
+        help=f"requests a replica works on at once (default {DEFAULTS.max_ongoing_requests})",
     )
     batching.add_argument(
         "--max-queued-requests",
         type=int,
-        default=64,
-        help="requests waiting for a replica; beyond it the answer is 503 with Retry-After (default 64)",
+        default=DEFAULTS.max_queued_requests,
+        help="requests waiting for a replica; beyond it the answer is 503 with Retry-After "
+        f"(default {DEFAULTS.max_queued_requests})",
     )
-    batching.add_argument("--retry-after", type=float, default=1.0, help="Retry-After seconds of a 503 (default 1)")
     batching.add_argument(
-        "--request-timeout", type=float, default=120.0, help="seconds before a request is answered 408 (default 120)"
+        "--retry-after",
+        type=float,
+        default=DEFAULTS.retry_after_s,
+        help=f"Retry-After seconds of a 503 (default {DEFAULTS.retry_after_s:g})",
+    )
+    batching.add_argument(
+        "--request-timeout",
+        type=float,
+        default=DEFAULTS.request_timeout_s,
+        help=f"seconds before a request is answered 408 (default {DEFAULTS.request_timeout_s:g})",
     )
     batching.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE", help="a handler limit")
     cluster = parser.add_argument_group("Ray and replicas")
     cluster.add_argument("--address", help="Ray cluster to join (e.g. auto, ray://head:10001); default: local Ray")
     cluster.add_argument("--num-cpus", type=int, help="CPUs of the local Ray (default: all)")
-    cluster.add_argument("--port", type=int, default=8000, help="HTTP port on 127.0.0.1 (default 8000)")
-    cluster.add_argument("--replicas", type=int, default=1, help="fixed number of replicas (default 1)")
+    cluster.add_argument(
+        "--port", type=int, default=DEFAULTS.port, help=f"HTTP port on 127.0.0.1 (default {DEFAULTS.port})"
+    )
+    cluster.add_argument(
+        "--replicas",
+        type=int,
+        default=DEFAULTS.replicas,
+        help=f"fixed number of replicas (default {DEFAULTS.replicas})",
+    )
     cluster.add_argument("--min-replicas", type=int, help="autoscaling: fewest replicas (with --max-replicas)")
     cluster.add_argument("--max-replicas", type=int, help="autoscaling: most replicas (turns autoscaling on)")
     cluster.add_argument(
-        "--target-ongoing-requests", type=float, default=16.0, help="autoscaling: ongoing requests per replica"
+        "--target-ongoing-requests",
+        type=float,
+        default=DEFAULTS.target_ongoing_requests,
+        help="autoscaling: ongoing requests per replica",
     )
-    cluster.add_argument("--cpus-per-replica", type=float, default=1.0, help="CPUs Ray reserves per replica")
-    cluster.add_argument("--gpus-per-replica", type=float, default=0.0, help="GPUs per replica, e.g. 1 or 0.5")
+    cluster.add_argument(
+        "--cpus-per-replica", type=float, default=DEFAULTS.cpus_per_replica, help="CPUs Ray reserves per replica"
+    )
+    cluster.add_argument(
+        "--gpus-per-replica", type=float, default=DEFAULTS.gpus_per_replica, help="GPUs per replica, e.g. 1 or 0.5"
+    )
     parser.add_argument("--duration", type=float, help="stop by itself after this many seconds")
     return parser
 
 
 def settings_from(args: argparse.Namespace) -> Any:
     """The `ServeSettings` of parsed arguments (checked)."""
-    from gve_tools.serving.app import ServeSettings
-
     limits = parse_limits(args.limit)
     if args.max_batch_size < 1 or args.max_ongoing_requests < 1 or args.max_queued_requests < 0:
         raise GVEToolsError("--max-batch-size and --max-ongoing-requests must be at least 1, the queue at least 0")

@@ -10,7 +10,8 @@ from gve_tools.repo import ROOT
 from gve_tools.serving.cli import build_parser, parse_limits, settings_from
 
 pytest.importorskip("ray.serve")  # the [serve] extra
-from gve_tools.serving.app import ServeSettings, deployment_options  # noqa: E402
+from gve_tools.serving.app import deployment_options  # noqa: E402
+from gve_tools.serving.settings import ServeSettings  # noqa: E402
 
 
 @pytest.mark.parametrize("script", ["serve.py", "load_test.py"])
