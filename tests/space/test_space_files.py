@@ -3,6 +3,8 @@ the tooling at a commit with the app's search code) and its screenshot."""
 
 import re
 import subprocess
+import sys
+from pathlib import Path
 
 from huggingface_hub import SpaceCard
 from packaging.requirements import Requirement
@@ -40,6 +42,22 @@ def test_the_card_is_a_gradio_space_at_the_tested_gradio():
     assert ".venv/bin/python space/app.py" in card.text
 
 
+def app_modules() -> list[str]:
+    """The tooling's files that importing the app loads, as paths from the repository's root."""
+    script = (
+        "import importlib.util, sys; spec = importlib.util.spec_from_file_location('app', sys.argv[1]); "
+        "spec.loader.exec_module(importlib.util.module_from_spec(spec)); "
+        "print('\\n'.join(getattr(module, '__file__', None) or '' for module in list(sys.modules.values())))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(SPACE / "app.py")], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    tooling = ROOT / "gve_tools"
+    files = {Path(line).resolve() for line in done.stdout.splitlines() if line.endswith(".py")}
+    return sorted(str(path.relative_to(ROOT)) for path in files if path.is_relative_to(tooling))
+
+
 def test_the_requirements_are_the_tested_stack_and_the_tooling_at_a_commit_of_the_app():
     lines = (SPACE / "requirements.txt").read_text()
     space, tested = pins(SPACE / "requirements.txt"), pins(ROOT / "constraints.txt")
@@ -58,8 +76,10 @@ def test_the_requirements_are_the_tested_stack_and_the_tooling_at_a_commit_of_th
     ancestor = subprocess.run([*git, "merge-base", "--is-ancestor", commit, "HEAD"], capture_output=True, timeout=30)
     assert ancestor.returncode == 0, f"{commit} is not a commit of this repository's history"
     # what the app runs from the clone: the tooling, the remote code, the bundled model and samples, the requirements
-    paths = ["gve_tools", "configuration_gve.py", "modeling_gve.py", "processing_gve.py", "bundled", "requirements.txt"]
-    paths.append(":(exclude,glob)bundled/**/*.md")  # the bundled model's card is regenerated with the README
+    # what the app runs from the clone: the tooling's modules it imports, the remote code, the bundled model and
+    # samples, the requirements
+    paths = [*app_modules(), "configuration_gve.py", "modeling_gve.py", "processing_gve.py", "bundled"]
+    paths += ["requirements.txt", ":(exclude,glob)bundled/**/*.md"]  # the bundled card is regenerated with the README
     changed = subprocess.run(
         [*git, "diff", "--stat", commit, "HEAD", "--", *paths], capture_output=True, text=True, timeout=30
     )
