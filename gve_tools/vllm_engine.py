@@ -86,9 +86,9 @@ def embed_server(
 ) -> np.ndarray:
     """The same inputs through vLLM's OpenAI-compatible server (`/v1/embeddings` with chat messages and the
     shipped embedding template), started on 127.0.0.1 and stopped afterwards. Images go as PNG data URLs of the
-    pixels GVE prepared, which the server keeps as they are (`--mm-processor-kwargs '{"do_resize": false}'`: it
-    refuses per-request processor settings); requests with a video are refused (vLLM's server samples a video
-    file with its own sampler, so GVE's frames cannot be sent)."""
+    pixels GVE prepared, already sized to the patch grid, which the server's own resizing leaves as they are (the
+    server refuses per-request processor settings, so `do_resize` is not sent); requests with a video are refused
+    (vLLM's server samples a video file with its own sampler, so GVE's frames cannot be sent)."""
     port = _free_port()
     command = [
         sys.executable,
