@@ -9,6 +9,7 @@ Shared by every command:
     identity      what identifies a checkpoint's embeddings, for every cache
     errors        the base of the tooling's exceptions
     text          small text helpers and command-line help
+    loopback      servers on 127.0.0.1: a free port, a static file server, waiting for and stopping a child server
 
 By role (each command in `scripts/` is an entry point of a few lines into one of them):
     video_search  the main job (`make demo`): search a folder of videos

@@ -2,9 +2,9 @@
 
 vLLM pins other torch and transformers versions than the project's stack, so it lives in a virtual environment of
 its own (`make vllm-parity` builds `.venv-vllm`), and this module is the only code that runs there: it imports
-nothing of the project's but the standard library, numpy and vLLM. It reads the requests that GVE prepared
-(`GVEItem.as_vllm_request`, pickled), embeds them offline with `LLM.embed` or through vLLM's OpenAI-compatible
-server on 127.0.0.1, and writes the normalised embeddings as a .npy file.
+nothing of the project's but `gve_tools.loopback` (standard library only), and numpy and vLLM. It reads the
+requests that GVE prepared (`GVEItem.as_vllm_request`, pickled), embeds them offline with `LLM.embed` or through
+vLLM's OpenAI-compatible server on 127.0.0.1, and writes the normalised embeddings as a .npy file.
 
     .venv-vllm/bin/python -m gve_tools.vllm_engine offline CHECKPOINT REQUESTS.pkl OUT.npy --dtype float32
     .venv-vllm/bin/python -m gve_tools.vllm_engine server CHECKPOINT REQUESTS.pkl OUT.npy --chat-template FILE
@@ -16,15 +16,15 @@ import io
 import json
 import os
 import pickle
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import numpy as np
+
+from gve_tools.loopback import free_port, stop, wait_until_serving
 
 SERVER_START_TIMEOUT = 600  # seconds: vLLM's CPU start-up takes one to two minutes here
 
@@ -89,7 +89,7 @@ def embed_server(
     pixels GVE prepared, already sized to the patch grid, which the server's own resizing leaves as they are (the
     server refuses per-request processor settings, so `do_resize` is not sent); requests with a video are refused
     (vLLM's server samples a video file with its own sampler, so GVE's frames cannot be sent)."""
-    port = _free_port()
+    port = free_port()
     command = [
         sys.executable,
         "-m",
@@ -109,7 +109,7 @@ def embed_server(
         command, stdout=sys.stderr, stderr=sys.stderr, env={**os.environ, "VLLM_HOST_IP": "127.0.0.1"}
     )
     try:
-        _wait_ready(port, server)
+        wait_until_serving(f"http://127.0.0.1:{port}/health", server, SERVER_START_TIMEOUT, "vLLM's server")
         vectors = []
         for request in requests:
             body = {"model": checkpoint, "messages": _messages(request), "encoding_format": "float"}
@@ -117,11 +117,7 @@ def embed_server(
             vectors.append(answer["data"][0]["embedding"])
         return _normalised(vectors)
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop(server, timeout=60)
 
 
 def _messages(request: dict) -> list[dict]:
@@ -151,25 +147,6 @@ def _post(url: str, body: dict) -> dict:
     except urllib.error.HTTPError as error:
         answer = error.read().decode(errors="replace")[:2000]
         raise RuntimeError(f"vLLM's server answered {error.code}: {answer}") from None
-
-
-def _wait_ready(port: int, server: subprocess.Popen) -> None:
-    deadline = time.monotonic() + SERVER_START_TIMEOUT
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"vLLM's server exited with {server.returncode} before it was ready")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5):
-                return
-        except OSError:
-            time.sleep(2)
-    raise TimeoutError(f"vLLM's server was not ready in {SERVER_START_TIMEOUT} s")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _normalised(vectors: list) -> np.ndarray:

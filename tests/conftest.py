@@ -1,13 +1,10 @@
 """Shared fixtures: tiny GVE checkpoints, the stock Qwen2.5-VL reference and synthetic media."""
 
-import functools
-import http.server
 import json
 import os
 import shutil
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -16,6 +13,7 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from gve_tools.loopback import serve_folder  # noqa: E402
 from gve_tools.media import moving_square, write_image, write_video  # noqa: E402
 from gve_tools.repo import ROOT  # noqa: E402
 from gve_tools.tiny import make_tiny_checkpoint  # noqa: E402
@@ -105,19 +103,11 @@ def hub_cache(tiny_path, tmp_path_factory) -> Path:
     return cache
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format, *args):  # noqa: A002 - the base class's name
-        pass
-
-
 @pytest.fixture(scope="session")
 def http_root(media):
     """A loopback HTTP server over the media folder; yields its base URL."""
-    handler = functools.partial(_QuietHandler, directory=str(media["image"].parent))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
+    url, server = serve_folder(media["image"].parent)
+    yield url
     server.shutdown()
 
 

@@ -8,34 +8,20 @@ items (which is also the throughput it is compared with).
 """
 
 import argparse
-import functools
-import http.server
 import json
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from gve_tools.benchmark.corpus import make_corpus
 from gve_tools.benchmark.process import peak_rss_mb
+from gve_tools.loopback import serve_folder
 from gve_tools.models import load_model, resolve_model
 from gve_tools.repo import ROOT
 from gve_tools.serving.engine import process_cpu_s
 from gve_tools.serving.load_test import batch_figures, call, kill_replica_later, run_clients, summarize
 from gve_tools.serving.workload import build_workload
-
-
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args) -> None:
-        pass
-
-
-def media_server(folder: Path) -> tuple[str, http.server.ThreadingHTTPServer]:
-    """A static file server over `folder` on 127.0.0.1 (the server downloads the corpus's videos from it)."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(folder)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return f"http://127.0.0.1:{server.server_address[1]}", server
 
 
 def offline(model: Any, cases: list) -> tuple[dict, float, float]:
@@ -127,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.url}/health answered {status}: {health}", file=sys.stderr)
         return 1
     items = make_corpus(args.corpus_dir, args.videos, args.images, args.texts)
-    media_url, files = media_server(args.corpus_dir)
+    media_url, files = serve_folder(args.corpus_dir)
     try:
         cases = build_workload(items, media_url, args.corpus_dir, args.bad_share)
         model = load_model(resolve_model(args.model), device="cpu", dtype="float32")

@@ -1,22 +1,16 @@
 """The serving tests' fixtures: the deployment on local Ray, started once per session, on the tiny checkpoint."""
 
 import json
-import socket
 import urllib.error
 import urllib.request
 
 import pytest
 
+from gve_tools.loopback import free_port
 from tests.media_server import serve as serve_media
 
 SERVER_LIMITS = {"allow_private_hosts": True, "max_payload_bytes": 400_000}  # the media server is on loopback
 QUEUE = {"max_ongoing_requests": 4, "max_queued_requests": 8}  # small, so that the overload test overflows them
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

@@ -3,15 +3,13 @@ headless Chromium (Debian's, driven by Selenium) pointed at it."""
 
 import importlib.util
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from gve_tools.loopback import free_port, stop, wait_until_serving
 from gve_tools.repo import ROOT
 
 SPACE = ROOT / "space"
@@ -36,12 +34,6 @@ def app_module():
     return load_app()
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """The app, started with its own command on a free port of 127.0.0.1 and stopped after: (its URL, its workdir)."""
@@ -54,27 +46,13 @@ def served(tmp_path_factory):
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"the app exited with {process.returncode}:\n{(workdir / 'app.log').read_text()}")
-            try:
-                with urllib.request.urlopen(url, timeout=2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail(
-                        f"the app did not serve {url} in {START_TIMEOUT} s:\n{(workdir / 'app.log').read_text()}"
-                    )
-                time.sleep(0.5)
+        try:
+            wait_until_serving(url, process, START_TIMEOUT, "the app")
+        except (RuntimeError, TimeoutError) as error:
+            pytest.fail(f"{error}:\n{(workdir / 'app.log').read_text()}")
         yield url, workdir
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
+        stop(process)
         log.close()
 
 
