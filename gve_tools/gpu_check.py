@@ -35,7 +35,6 @@ from typing import Any
 
 from gve_tools.repo import BUNDLED_MODEL, ROOT
 
-KINDS = ("text", "image", "video", "text+image", "text+video")
 PARITY_THRESHOLD = 0.999  # bf16 against fp32
 BENCHMARK_CORPUS = {
     "cuda": ["--videos", "32", "--images", "16", "--texts", "16"],
@@ -43,10 +42,11 @@ BENCHMARK_CORPUS = {
 }
 
 
-def _inputs(folder: Path) -> list:
+def _inputs(folder: Path) -> dict[str, Any]:
+    """The parity inputs by kind (text, image, video, text+image, text+video): `vllm_parity`'s."""
     from gve_tools.vllm_parity import parity_inputs
 
-    return list(parity_inputs(folder).values())
+    return parity_inputs(folder)
 
 
 def parity(device: str, folder: Path) -> dict[str, Any]:
@@ -61,9 +61,9 @@ def parity(device: str, folder: Path) -> dict[str, Any]:
         embeddings = {}
         for dtype in ("float32", "bfloat16"):
             model = load_model(checkpoint, device=device, dtype=dtype)
-            embeddings[dtype] = model.encode(inputs, show_progress_bar=False).float().cpu()
+            embeddings[dtype] = model.encode(list(inputs.values()), show_progress_bar=False).float().cpu()
         cosines = (embeddings["float32"] * embeddings["bfloat16"]).sum(dim=1).tolist()
-        results[name] = dict(zip(KINDS, cosines, strict=True))
+        results[name] = dict(zip(inputs, cosines, strict=True))
     worst = min(results["bundled"].values())
     return {"cosine": results, "worst": worst, "passed": worst >= PARITY_THRESHOLD, "threshold": PARITY_THRESHOLD}
 
@@ -78,10 +78,10 @@ def attention(device: str, folder: Path) -> dict[str, Any]:
 
     inputs = _inputs(folder)
     model = load_model(str(BUNDLED_MODEL), device=device, dtype="bfloat16")
-    sdpa = model.encode(inputs, show_progress_bar=False).float().cpu()
+    sdpa = model.encode(list(inputs.values()), show_progress_bar=False).float().cpu()
     model.set_attn_implementation("flash_attention_2")
-    flash = model.encode(inputs, show_progress_bar=False).float().cpu()
-    return {"cosine": dict(zip(KINDS, (sdpa * flash).sum(dim=1).tolist(), strict=True))}
+    flash = model.encode(list(inputs.values()), show_progress_bar=False).float().cpu()
+    return {"cosine": dict(zip(inputs, (sdpa * flash).sum(dim=1).tolist(), strict=True))}
 
 
 def benchmark(device: str, folder: Path) -> dict[str, Any]:

@@ -70,6 +70,9 @@ first the circle appears, then the square, then both move towards the centre of 
 """
 
 TEXT_HIDDEN = 64
+TEXT_LAYERS = 2
+VISION_HIDDEN = 32
+VISION_DEPTH = 2
 VOCAB_SIZE = 384
 
 
@@ -110,9 +113,9 @@ def tiny_config(
     tokenizer,
     config_class: type,
     text_hidden: int = TEXT_HIDDEN,
-    text_layers: int = 2,
-    vision_hidden: int = 32,
-    vision_depth: int = 2,
+    text_layers: int = TEXT_LAYERS,
+    vision_hidden: int = VISION_HIDDEN,
+    vision_depth: int = VISION_DEPTH,
     **settings,
 ):
     """A GVEConfig with tiny shapes (by default text hidden 64 in 2 layers, vision depth 2).
@@ -261,9 +264,9 @@ def main(argv: list[str] | None = None) -> None:
         "shapes", "the backbone's sizes; vLLM's CPU attention needs a text head size (text hidden / 4) of 32 or more"
     )
     shapes.add_argument("--text-hidden", type=int, default=TEXT_HIDDEN, help=f"default {TEXT_HIDDEN} (4 heads)")
-    shapes.add_argument("--text-layers", type=int, default=2, help="default 2")
-    shapes.add_argument("--vision-hidden", type=int, default=32, help="default 32 (2 heads)")
-    shapes.add_argument("--vision-depth", type=int, default=2, help="default 2")
+    shapes.add_argument("--text-layers", type=int, default=TEXT_LAYERS, help=f"default {TEXT_LAYERS}")
+    shapes.add_argument("--vision-hidden", type=int, default=VISION_HIDDEN, help=f"default {VISION_HIDDEN} (2 heads)")
+    shapes.add_argument("--vision-depth", type=int, default=VISION_DEPTH, help=f"default {VISION_DEPTH}")
     args = parser.parse_args(argv)
     if args.text_hidden % 8:
         parser.error(f"--text-hidden must be a multiple of 8 (4 heads of an even size), got {args.text_hidden}")

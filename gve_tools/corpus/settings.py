@@ -67,11 +67,11 @@ def run_settings(
     """Everything that determines the output's embeddings; the embedding settings come from the checkpoint's config.
 
     Runs into the same folder must agree on all of it, the video reader included (`gve_tools.identity.video_reader`:
-    the Ray workers decode with the reader chosen in the driver's environment). Speed settings (concurrency, batch size,
-    device) are left out: they do not change the embeddings beyond rounding. With `segment_seconds`, the settings
-    hold `segments`: `{"seconds": window, "stride": stride}` (stride None: `encode_segments`' default, which the
-    checkpoint's remote code sets). A run without segments has no `segments` key, so folders written before
-    segments existed still resume.
+    the driver's; the Ray workers are told to use it, `stages.use_video_reader`). Speed settings (concurrency,
+    batch size, device) are left out: they do not change the embeddings beyond rounding. With `segment_seconds`,
+    the settings hold `segments`: `{"seconds": window, "stride": stride}` (stride None: `encode_segments`' default,
+    which the checkpoint's remote code sets). A run without segments has no `segments` key, so folders written
+    before segments existed still resume.
     """
     from transformers import AutoConfig
 
