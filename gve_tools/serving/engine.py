@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
 from typing import Any
 
+from gve_tools.benchmark.process import process_command, process_cpu_s, process_memory_mb
 from gve_tools.repo import ROOT
 
 
@@ -46,37 +47,13 @@ def handler_module() -> ModuleType:
     return module
 
 
-def process_memory_mb(pid: int | str = "self") -> dict[str, float]:
-    """A process's peak (`VmHWM`) and current (`VmRSS`) resident memory in MB, read from /proc (Linux)."""
-    figures = {}
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith(("VmHWM:", "VmRSS:")):
-                    figures[line[2:5].lower()] = int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return {"peak_mb": figures.get("hwm", 0.0), "rss_mb": figures.get("rss", 0.0)}
-
-
-def process_cpu_s(pid: int | str = "self") -> float:
-    """CPU seconds a process has used so far, all its threads (user and system), read from /proc (Linux)."""
-    try:
-        with open(f"/proc/{pid}/stat") as file:
-            fields = file.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def serve_processes() -> dict[str, dict]:
     """Ray Serve's processes on this node (controller, HTTP proxy, replicas) by name and pid, with their memory and
     CPU time."""
     found = {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            with open(f"/proc/{pid}/cmdline", "rb") as file:
-                command = file.read().split(b"\0", 1)[0].decode(errors="replace")
+            command = process_command(pid)
         except OSError:
             continue
         if command.startswith(("ray::ServeController", "ray::ProxyActor", "ray::ServeReplica")):

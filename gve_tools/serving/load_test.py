@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from gve_tools.benchmark.process import process_command
 from gve_tools.serving.workload import Case
 
 MIN_COSINE = 0.9999
@@ -132,9 +133,8 @@ def kill_replica_later(url: str, after: float, record: dict) -> threading.Thread
     def kill() -> None:
         time.sleep(after)
         pid = call(url, path="/stats")[1]["pid"]
-        with open(f"/proc/{pid}/cmdline", "rb") as file:  # only ever Ray Serve's replica process
-            command = file.read().split(b"\0", 1)[0]
-        if not command.startswith(b"ray::ServeReplica"):
+        command = process_command(pid)  # only ever Ray Serve's replica process
+        if not command.startswith("ray::ServeReplica"):
             record["error"] = f"pid {pid} is not a Serve replica ({command[:40]!r}); nothing killed"
             return
         os.kill(pid, signal.SIGKILL)

@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from gve_tools.benchmark.corpus import make_corpus
-from gve_tools.benchmark.process import peak_rss_mb
+from gve_tools.benchmark.process import cpu_seconds, peak_rss_mb
 from gve_tools.loopback import serve_folder
 from gve_tools.models import load_model, resolve_model
 from gve_tools.repo import ROOT
-from gve_tools.serving.engine import process_cpu_s
 from gve_tools.serving.load_test import batch_figures, call, kill_replica_later, run_clients, summarize
 from gve_tools.serving.workload import build_workload
 
@@ -28,9 +27,9 @@ def offline(model: Any, cases: list) -> tuple[dict, float, float]:
     """One offline `model.encode` call over the good cases' local inputs: the rows by case, its seconds and the
     CPU seconds it took (this process: its threads are encode's)."""
     good = [index for index, case in enumerate(cases) if case.good]
-    began, cpu = time.monotonic(), process_cpu_s()
+    began, cpu = time.monotonic(), cpu_seconds()
     rows = model.encode([cases[index].local for index in good], show_progress_bar=False)
-    seconds, cpu = time.monotonic() - began, process_cpu_s() - cpu
+    seconds, cpu = time.monotonic() - began, cpu_seconds() - cpu
     return {index: row.double().numpy() for index, row in zip(good, rows, strict=True)}, seconds, cpu
 
 
