@@ -14,7 +14,6 @@ import sys
 import threading
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
 from typing import Any
 
@@ -95,7 +94,7 @@ class Engine:
         self.dimension = self.model.config.text_config.hidden_size
         processing = sys.modules[type(self.processor).__module__]
         self.workers = processing.worker_count(workers)
-        self.decoders = ThreadPoolExecutor(self.workers, thread_name_prefix="gve-decode")
+        self.decoders = processing.worker_pool(self.workers)  # encode's own: one torch thread per decoder
         self.stats = Stats()
         self._decoding = 0
         self._lock = threading.Lock()

@@ -116,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cases = build_workload(items, media_url, args.corpus_dir, args.bad_share)
         model = load_model(resolve_model(args.model), device="cpu", dtype="float32")
+        model.encode([case.local for case in cases if case.good][:16], show_progress_bar=False)  # warm, untimed
         references, offline_before, offline_cpu = offline(model, cases)
         run_clients(args.url, cases, args.clients, args.warmup, args.duration, args.timeout)
         before = call(args.url, path="/stats")[1]
