@@ -17,6 +17,7 @@ forward pass is stuck so that Serve replaces it (as it replaces a replica whose 
 """
 
 import asyncio
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
@@ -27,11 +28,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from ray import serve
 
+from gve_tools.errors import GVEToolsError
+from gve_tools.loopback import free_port
 from gve_tools.serving import openai
 from gve_tools.serving.engine import BadRequest, Engine, serve_processes
-from gve_tools.serving.settings import ServeSettings
+from gve_tools.serving.settings import DIRECT_INGRESS_ALONE, HOST, ServeSettings
 
-HOST = "127.0.0.1"
 APP_NAME = "gve"
 LOGGING = {"log_level": "WARNING", "enable_access_log": False}  # a log line per request costs CPU under load
 
@@ -174,23 +176,44 @@ def start(settings: ServeSettings, address: str | None = None, num_cpus: int | N
     """Deploy on the running Ray, the cluster at `address`, or a local Ray; returns the URL of the HTTP API.
 
     Returns once every replica has loaded the model. The HTTP proxy runs on the head node only and binds
-    127.0.0.1. (Ray's own internal ports are Ray's: it has no loopback-only mode and listens on the node's
+    127.0.0.1; with `settings.direct_ingress` there is no proxy in the request path: the one replica answers on
+    127.0.0.1 itself. (Ray's own internal ports are Ray's: it has no loopback-only mode and listens on the node's
     interfaces; keep them behind a firewall on a shared network.)
     """
     import ray
 
+    if settings.direct_ingress:
+        check_direct_ingress(settings, address, ray.is_initialized())
     if not ray.is_initialized():
         if address:
             ray.init(address=address)
         else:
             ray.init(num_cpus=num_cpus, include_dashboard=False)
+    # With direct ingress Serve still starts its proxy on the head node; it gets a spare loopback port, and the
+    # replica takes `settings.port` (`ServeSettings.ray_environment`).
+    port = free_port() if settings.direct_ingress else settings.port
     serve.start(
         proxy_location="HeadOnly",
         logging_config=LOGGING,
-        http_options={"host": HOST, "port": settings.port, "request_timeout_s": settings.request_timeout_s},
+        http_options={"host": HOST, "port": port, "request_timeout_s": settings.request_timeout_s},
     )
     serve.run(build_app(settings), name=APP_NAME, route_prefix="/")
     return f"http://{HOST}:{settings.port}"
+
+
+def check_direct_ingress(settings: ServeSettings, address: str | None, ray_running: bool) -> None:
+    """Direct ingress needs one replica on a local Ray that this process starts, with Serve's variables set
+    before `ray.serve` was imported (`scripts/serve.py --direct-ingress` sets them)."""
+    from ray.serve._private import constants
+
+    if address or ray_running or settings.replicas != 1 or settings.max_replicas is not None:
+        raise GVEToolsError(DIRECT_INGRESS_ALONE)
+    environment = settings.ray_environment()
+    if any(os.environ.get(name) != value for name, value in environment.items()) or not getattr(
+        constants, "RAY_SERVE_ENABLE_DIRECT_INGRESS", False
+    ):
+        variables = " ".join(f"{name}={value}" for name, value in environment.items())
+        raise GVEToolsError(f"direct ingress needs Ray >= 2.56 and {variables} set before ray.serve is imported")
 
 
 def stop(ray_too: bool = False) -> None:

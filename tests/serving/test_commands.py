@@ -39,3 +39,27 @@ def test_replicas_resources_and_autoscaling_reach_serve():
     assert options["ray_actor_options"] == {"num_cpus": 1.0, "num_gpus": 0.5}
     assert options["max_queued_requests"] == 9 and options["backpressure_config"]["retry_after_s"] == 1.0
     assert deployment_options(ServeSettings(replicas=3))["num_replicas"] == 3
+
+
+def test_direct_ingress_is_one_local_replica_on_the_given_port(monkeypatch):
+    settings = settings_from(build_parser().parse_args(["--direct-ingress", "--port", "8123"]))
+    assert settings.ray_environment() == {
+        "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
+        "RAY_SERVE_ENABLE_DIRECT_INGRESS": "1",
+        "RAY_SERVE_DEFAULT_HTTP_HOST": "127.0.0.1",
+        "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": "8123",
+        "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": "8124",
+        "RAY_SERVE_PORT_QUARANTINE_S": "0",
+    }
+    assert ServeSettings().ray_environment() == {}
+    for extra in (["--replicas", "2"], ["--max-replicas", "3"], ["--address", "auto"]):
+        with pytest.raises(GVEToolsError, match="--direct-ingress serves one replica on a local Ray"):
+            settings_from(build_parser().parse_args(["--direct-ingress", *extra]))
+    from gve_tools.serving.app import check_direct_ingress
+
+    for name in settings.ray_environment():
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(GVEToolsError, match="RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT=8123 .* before ray.serve"):
+        check_direct_ingress(settings, None, ray_running=False)  # this process imported Serve without them
+    with pytest.raises(GVEToolsError, match="one replica on a local Ray that this command starts"):
+        check_direct_ingress(settings, None, ray_running=True)

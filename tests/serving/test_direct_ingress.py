@@ -1,0 +1,83 @@
+"""`scripts/serve.py --direct-ingress`: the replica answers on the given port itself (no proxy in the path), with
+`model.encode`'s embeddings and Serve's 503 bound. Its own local Ray, in a subprocess of its own."""
+
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from gve_tools.loopback import free_port
+from gve_tools.repo import ROOT
+from tests.serving.conftest import get, post
+from tests.serving.test_server import assert_agrees
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+
+def listening_pid(port: int) -> int | None:
+    """The process whose socket listens on 127.0.0.1:`port` (from /proc: the socket's inode, then its owner)."""
+    wanted = f"0100007F:{port:04X}"
+    inodes = set()
+    for line in open("/proc/net/tcp").read().splitlines()[1:]:
+        fields = line.split()
+        if fields[1] == wanted and fields[3] == "0A":  # 0A: LISTEN
+            inodes.add(f"socket:[{fields[9]}]")
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if inodes & {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}:
+                return int(pid)
+        except OSError:
+            continue
+    return None
+
+
+@pytest.fixture(scope="module")
+def direct_server(tiny_path):
+    port = free_port()
+    command = [sys.executable, str(ROOT / "scripts" / "serve.py"), "--direct-ingress", "--port", str(port)]
+    command += ["--model", str(tiny_path), "--dtype", "float32", "--num-cpus", "2", "--cpus-per-replica", "0"]
+    command += ["--max-ongoing-requests", "2", "--max-queued-requests", "2", "--duration", "300"]
+    command += ["--limit", "allow_private_hosts=true"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                if get(f"{url}/health")[0] == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(1)
+        else:
+            pytest.fail(f"the direct-ingress server did not start: {process.stdout.read()[-3000:]}")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=120)
+
+
+def test_the_replica_itself_answers_with_encodes_embedding(direct_server, model):
+    status, stats = get(f"{direct_server}/stats")
+    assert status == 200
+    assert listening_pid(int(direct_server.rsplit(":", 1)[1])) == stats["pid"]  # no proxy hop
+    status, _, rows = post(f"{direct_server}/", {"inputs": ["a red square moving right", "blue"]})
+    assert status == 200
+    assert_agrees(rows, model.encode(["a red square moving right", "blue"]))
+
+
+def test_overload_is_answered_503_with_retry_after(direct_server, model, media, media_server):
+    body = {"inputs": {"video": f"{media_server}/long.mp4"}}
+    with ThreadPoolExecutor(12) as pool:
+        answers = list(pool.map(lambda _: post(f"{direct_server}/", body), range(12)))
+    statuses = sorted(status for status, _, _ in answers)
+    assert set(statuses) == {200, 503}, statuses
+    expected = model.encode([{"video": str(media["long_video"])}])
+    for status, headers, content in answers:
+        if status == 200:
+            assert_agrees(content, expected)
+        else:
+            assert {key.lower(): value for key, value in headers.items()}["retry-after"] == "1"
