@@ -5,14 +5,13 @@ import os
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from gve_tools.loopback import free_port
 from gve_tools.repo import ROOT
 from tests.serving.conftest import get, post
-from tests.serving.test_server import assert_agrees
+from tests.serving.test_server import assert_agrees, assert_overload_answered_503
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -70,14 +69,4 @@ def test_the_replica_itself_answers_with_encodes_embedding(direct_server, model)
 
 
 def test_overload_is_answered_503_with_retry_after(direct_server, model, media, media_server):
-    body = {"inputs": {"video": f"{media_server}/long.mp4"}}
-    with ThreadPoolExecutor(12) as pool:
-        answers = list(pool.map(lambda _: post(f"{direct_server}/", body), range(12)))
-    statuses = sorted(status for status, _, _ in answers)
-    assert set(statuses) == {200, 503}, statuses
-    expected = model.encode([{"video": str(media["long_video"])}])
-    for status, headers, content in answers:
-        if status == 200:
-            assert_agrees(content, expected)
-        else:
-            assert {key.lower(): value for key, value in headers.items()}["retry-after"] == "1"
+    assert_overload_answered_503(direct_server, 2 + 2, model, media, media_server)  # the fixture's queue bounds

@@ -187,13 +187,12 @@ def test_bad_json_and_oversized_bodies(server):
     assert answer["error"].endswith(f"exceeds the limit of {SERVER_LIMITS['max_payload_bytes']} bytes")
 
 
-def test_overload_is_answered_503_with_retry_after(server, model, media, media_server):
-    """More requests at once than the replica takes plus its queue: the rest get 503 and a Retry-After at once,
-    and every request taken gets its right embedding."""
-    bound = QUEUE["max_ongoing_requests"] + QUEUE["max_queued_requests"]
+def assert_overload_answered_503(url: str, bound: int, model, media, media_server) -> None:
+    """Three times `bound` (the replica's room plus its queue) requests at once: the rest get 503 and a Retry-After
+    at once, and every request taken gets its right embedding."""
     body = {"inputs": {"video": f"{media_server}/long.mp4"}}
     with ThreadPoolExecutor(3 * bound) as pool:
-        answers = list(pool.map(lambda _: post(f"{server}/", body), range(3 * bound)))
+        answers = list(pool.map(lambda _: post(f"{url}/", body), range(3 * bound)))
     statuses = sorted(status for status, _, _ in answers)
     assert set(statuses) == {200, 503}, statuses
     assert statuses.count(200) >= bound // 2 and statuses.count(503) >= bound
@@ -203,4 +202,9 @@ def test_overload_is_answered_503_with_retry_after(server, model, media, media_s
             assert_agrees(content, expected)
         else:
             assert {key.lower(): value for key, value in headers.items()}["retry-after"] == "1"
+
+
+def test_overload_is_answered_503_with_retry_after(server, model, media, media_server):
+    bound = QUEUE["max_ongoing_requests"] + QUEUE["max_queued_requests"]
+    assert_overload_answered_503(server, bound, model, media, media_server)
     assert get(f"{server}/health")[0] == 200
