@@ -32,7 +32,7 @@ from gve_tools.errors import GVEToolsError
 from gve_tools.loopback import free_port
 from gve_tools.serving import openai
 from gve_tools.serving.engine import BadRequest, Engine, serve_processes
-from gve_tools.serving.settings import DIRECT_INGRESS_ALONE, HOST, ServeSettings
+from gve_tools.serving.settings import HOST, ServeSettings
 
 APP_NAME = "gve"
 LOGGING = {"log_level": "WARNING", "enable_access_log": False}  # a log line per request costs CPU under load
@@ -206,8 +206,7 @@ def check_direct_ingress(settings: ServeSettings, address: str | None, ray_runni
     before `ray.serve` was imported (`scripts/serve.py --direct-ingress` sets them)."""
     from ray.serve._private import constants
 
-    if address or ray_running or settings.replicas != 1 or settings.max_replicas is not None:
-        raise GVEToolsError(DIRECT_INGRESS_ALONE)
+    settings.check_direct_ingress(address, ray_running)
     environment = settings.ray_environment()
     if any(os.environ.get(name) != value for name, value in environment.items()) or not getattr(
         constants, "RAY_SERVE_ENABLE_DIRECT_INGRESS", False

@@ -15,7 +15,7 @@ import threading
 from typing import Any
 
 from gve_tools.errors import GVEToolsError
-from gve_tools.serving.settings import DIRECT_INGRESS_ALONE, ServeSettings
+from gve_tools.serving.settings import ServeSettings
 
 DEFAULTS = ServeSettings()  # the one home of the defaults, shown in --help
 
@@ -141,9 +141,7 @@ def settings_from(args: argparse.Namespace) -> Any:
         raise GVEToolsError("--max-batch-size and --max-ongoing-requests must be at least 1, the queue at least 0")
     if args.min_replicas is not None and args.max_replicas is None:
         raise GVEToolsError("--min-replicas needs --max-replicas (autoscaling)")
-    if args.direct_ingress and (args.address or args.replicas != 1 or args.max_replicas is not None):
-        raise GVEToolsError(DIRECT_INGRESS_ALONE)
-    return ServeSettings(
+    settings = ServeSettings(
         model=args.model,
         device=args.device,
         dtype=args.dtype,
@@ -164,6 +162,8 @@ def settings_from(args: argparse.Namespace) -> Any:
         port=args.port,
         direct_ingress=args.direct_ingress,
     )
+    settings.check_direct_ingress(args.address)
+    return settings
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,7 +4,9 @@ the deployment (`gve_tools.serving.app`) runs with it."""
 from dataclasses import dataclass, field
 from typing import Any
 
-HOST = "127.0.0.1"
+from gve_tools.errors import GVEToolsError
+from gve_tools.loopback import HOST
+
 DIRECT_INGRESS_ALONE = (
     "--direct-ingress serves one replica on a local Ray that this command starts: drop --address, --replicas "
     "and --max-replicas, or drop --direct-ingress"
@@ -35,6 +37,12 @@ class ServeSettings:
     limits: dict[str, Any] = field(default_factory=dict)
     port: int = 8000
     direct_ingress: bool = False
+
+    def check_direct_ingress(self, address: str | None = None, ray_running: bool = False) -> None:
+        """Refuse direct ingress anywhere but one replica on a local Ray that this process starts (the command
+        line checks before Ray starts; `app.start` again, with whether Ray already runs)."""
+        if self.direct_ingress and (address or ray_running or self.replicas != 1 or self.max_replicas is not None):
+            raise GVEToolsError(DIRECT_INGRESS_ALONE)
 
     def ray_environment(self) -> dict[str, str]:
         """Ray Serve's variables for this mode, to be set before Ray starts and before `ray.serve` is imported

@@ -4,11 +4,10 @@
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
-from gve_tools.loopback import free_port
+from gve_tools.loopback import free_port, stop, wait_until_serving
 from gve_tools.repo import ROOT
 from tests.serving.conftest import get, post
 from tests.serving.test_server import assert_agrees, assert_overload_answered_503
@@ -34,29 +33,24 @@ def listening_pid(port: int) -> int | None:
 
 
 @pytest.fixture(scope="module")
-def direct_server(tiny_path):
+def direct_server(tiny_path, tmp_path_factory):
     port = free_port()
     command = [sys.executable, str(ROOT / "scripts" / "serve.py"), "--direct-ingress", "--port", str(port)]
     command += ["--model", str(tiny_path), "--dtype", "float32", "--num-cpus", "2", "--cpus-per-replica", "0"]
     command += ["--max-ongoing-requests", "2", "--max-queued-requests", "2", "--duration", "300"]
     command += ["--limit", "allow_private_hosts=true"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and process.poll() is None:
+    log_path = tmp_path_factory.mktemp("direct-ingress") / "serve.log"  # a file: Ray's output would fill a pipe
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        try:
             try:
-                if get(f"{url}/health")[0] == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(1)
-        else:
-            pytest.fail(f"the direct-ingress server did not start: {process.stdout.read()[-3000:]}")
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=120)
+                wait_until_serving(f"{url}/health", process, 240, "the direct-ingress server")
+            except (RuntimeError, TimeoutError) as error:
+                pytest.fail(f"{error}:\n{log_path.read_text()[-3000:]}")
+            yield url
+        finally:
+            stop(process, timeout=120)  # Serve and its local Ray shut down first
 
 
 def test_the_replica_itself_answers_with_encodes_embedding(direct_server, model):
