@@ -19,6 +19,7 @@ exactly what `encode` computes. Seeded; about 13 minutes on 2 CPU cores with the
     python scripts/train_tiny.py build/synthetic/train --out /tmp/gve-smoke --backbone-steps 2 --lora-steps 2
 """
 
+import argparse
 import json
 import math
 import random
@@ -101,12 +102,15 @@ def query_fields(pair: dict) -> dict:
     return {key: pair[key] for key in ("text", "image", "video") if key in pair}
 
 
-def batches(pairs: list[dict], groups_per_batch: int, rng: random.Random):
-    """Endless batches: `groups_per_batch` random groups of hard negatives each."""
+def batches(pairs: list[dict], groups_per_batch: int, rng: random.Random, repeats: dict[str, int] | None = None):
+    """Endless batches: `groups_per_batch` random groups of hard negatives each.
+
+    `repeats` draws each group of a task that many times a pass over the groups ({"CMP": 2}), the rest once.
+    """
     by_group = defaultdict(list)
     for pair in pairs:
         by_group[pair["group"]].append(pair)
-    groups = list(by_group.values())
+    groups = [group for group in by_group.values() for _ in range((repeats or {}).get(group[0]["task"], 1))]
     while True:
         rng.shuffle(groups)
         for start in range(0, len(groups) - groups_per_batch + 1, groups_per_batch):
@@ -152,6 +156,7 @@ def train(
     seed: int,
     stage: str,
     temperature: float = TEMPERATURE,
+    repeats: dict[str, int] | None = None,
 ) -> list[float]:
     """AdamW with warm-up and cosine decay over `steps` batches; returns the losses."""
     parameters = [p for p in model.parameters() if p.requires_grad]
@@ -162,7 +167,7 @@ def train(
         lambda step: min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(step, steps) / steps)),
     )
     model.train()
-    losses, stream = [], batches(pairs, groups, random.Random(f"{stage}-{seed}"))
+    losses, stream = [], batches(pairs, groups, random.Random(f"{stage}-{seed}"), repeats)
     progress = tqdm(range(steps), desc=f"training ({stage})", unit="step")
     for _ in progress:
         loss = contrastive_loss(model, featurizer, next(stream), temperature=temperature)
@@ -188,6 +193,7 @@ def train_tiny(
     lora_lr: float = 1e-3,
     lora_rank: int = 16,
     temperature: float = TEMPERATURE,
+    repeats: dict[str, int] | None = None,
     seed: int = 0,
     workdir: str | Path | None = None,
 ) -> Path:
@@ -214,7 +220,7 @@ def train_tiny(
     featurizer = Featurizer(AutoProcessor.from_pretrained(initial, trust_remote_code=True))
     for pair in tqdm(pairs, desc="featurizing the training pairs", unit="pair"):
         featurized(featurizer, [pair])
-    train(model, featurizer, pairs, backbone_steps, lr, groups_per_batch, seed, "backbone", temperature)
+    train(model, featurizer, pairs, backbone_steps, lr, groups_per_batch, seed, "backbone", temperature, repeats)
     base = Qwen2_5_VLForConditionalGeneration.from_pretrained(initial)
     base.model.load_state_dict(model.model.state_dict())
     base.save_pretrained(work / "base")
@@ -228,7 +234,7 @@ def train_tiny(
     model = AutoModel.from_pretrained(work / "base", trust_remote_code=True)
     lora = LoraConfig(r=lora_rank, lora_alpha=2 * lora_rank, target_modules=LORA_TARGETS, lora_dropout=0.0)
     model = get_peft_model(model, lora)
-    train(model, featurizer, pairs, lora_steps, lora_lr, groups_per_batch, seed, "lora", temperature)
+    train(model, featurizer, pairs, lora_steps, lora_lr, groups_per_batch, seed, "lora", temperature, repeats)
     model.save_pretrained(work / "adapter")
     trained = time.perf_counter() - started
 
@@ -241,6 +247,14 @@ def train_tiny(
     if workdir is None:
         shutil.rmtree(work, ignore_errors=True)
     return out
+
+
+def task_repeat(value: str) -> tuple[str, int]:
+    """`TASK=N` of --repeat, checked: a training task and a count of at least 1."""
+    task, _, count = value.partition("=")
+    if task not in TRAINING_TASKS or not count.isdigit() or int(count) < 1:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected TASK=N, TASK one of {', '.join(TRAINING_TASKS)}, N >= 1")
+    return task, int(count)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -258,6 +272,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--temperature", type=float, default=TEMPERATURE, help=f"contrastive temperature (default: {TEMPERATURE})"
     )
+    parser.add_argument(
+        "--repeat",
+        type=task_repeat,
+        action="append",
+        metavar="TASK=N",
+        help="draw each group of TASK N times a pass over the groups, e.g. CMP=2 (repeatable; default: each once)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the weights and batches (default: 0)")
     parser.add_argument("--workdir", type=Path, help="keep the intermediate base and adapter here")
     args = parser.parse_args(argv)
@@ -271,6 +292,7 @@ def main(argv: list[str] | None = None) -> None:
         lora_lr=args.lora_lr,
         lora_rank=args.lora_rank,
         temperature=args.temperature,
+        repeats=dict(args.repeat or []),
         seed=args.seed,
         workdir=args.workdir,
     )

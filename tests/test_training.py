@@ -1,11 +1,13 @@
 """Training the tiny GVE on the synthetic clips (gve_tools.training)."""
 
+import random
+from collections import Counter
 from pathlib import Path
 
 import pytest
 import torch
 
-from gve_tools.training import SETTINGS, read_pairs, tokenizer_text, train_tiny
+from gve_tools.training import SETTINGS, batches, main, read_pairs, tokenizer_text, train_tiny
 from tests.synthetic.support import write_synthetic
 
 
@@ -46,3 +48,25 @@ def test_training_runs_and_builds_a_checkpoint(synthetic, tmp_path):
     embeddings = model.encode(["a large red circle moves left quickly", {"video": str(clip)}])
     assert embeddings.shape == (2, 128)
     torch.testing.assert_close(embeddings.norm(dim=-1), torch.ones(2))
+
+
+def test_repeat_draws_a_tasks_groups_that_many_times_a_pass():
+    pairs = [
+        {"group": g, "task": task, "document": f"{g}-{i}"}
+        for g, task in enumerate(["CMP", "TXT", "S"])
+        for i in range(2)
+    ]
+    once = next(batches(pairs, 3, random.Random(0)))
+    twice = next(batches(pairs, 4, random.Random(0), {"CMP": 2}))  # a pass: the CMP group twice, the others once
+    assert Counter(pair["task"] for pair in once) == {"CMP": 2, "TXT": 2, "S": 2}
+    assert Counter(pair["task"] for pair in twice) == {"CMP": 4, "TXT": 2, "S": 2}
+
+
+@pytest.mark.parametrize("value", ["CMP", "CMP=0", "CMP=x", "MR=2"])
+def test_repeat_names_a_training_task_and_a_count(value, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main([str(tmp_path), "--out", str(tmp_path / "out"), "--repeat", value])
+    assert (
+        f"argument --repeat: {value!r}: expected TASK=N, TASK one of TXT, CMP, VIS, S, T, PR, LC"
+        in capsys.readouterr().err
+    )
