@@ -61,6 +61,7 @@ TEMPERATURE = 0.025
 # and still fits the 15-minute budget on 2 CPU cores.
 BACKBONE_STEPS = 2700
 LORA_STEPS = 300
+WEIGHT_DECAY = 0.01  # AdamW's, in both stages
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
@@ -157,10 +158,11 @@ def train(
     stage: str,
     temperature: float = TEMPERATURE,
     repeats: dict[str, int] | None = None,
+    weight_decay: float = WEIGHT_DECAY,
 ) -> list[float]:
     """AdamW with warm-up and cosine decay over `steps` batches; returns the losses."""
     parameters = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=0.01)
+    optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
     warmup = max(1, steps // 20)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
@@ -194,6 +196,7 @@ def train_tiny(
     lora_rank: int = 16,
     temperature: float = TEMPERATURE,
     repeats: dict[str, int] | None = None,
+    weight_decay: float = WEIGHT_DECAY,
     seed: int = 0,
     workdir: str | Path | None = None,
 ) -> Path:
@@ -220,7 +223,8 @@ def train_tiny(
     featurizer = Featurizer(AutoProcessor.from_pretrained(initial, trust_remote_code=True))
     for pair in tqdm(pairs, desc="featurizing the training pairs", unit="pair"):
         featurized(featurizer, [pair])
-    train(model, featurizer, pairs, backbone_steps, lr, groups_per_batch, seed, "backbone", temperature, repeats)
+    recipe = {"temperature": temperature, "repeats": repeats, "weight_decay": weight_decay}  # both stages'
+    train(model, featurizer, pairs, backbone_steps, lr, groups_per_batch, seed, "backbone", **recipe)
     base = Qwen2_5_VLForConditionalGeneration.from_pretrained(initial)
     base.model.load_state_dict(model.model.state_dict())
     base.save_pretrained(work / "base")
@@ -234,7 +238,7 @@ def train_tiny(
     model = AutoModel.from_pretrained(work / "base", trust_remote_code=True)
     lora = LoraConfig(r=lora_rank, lora_alpha=2 * lora_rank, target_modules=LORA_TARGETS, lora_dropout=0.0)
     model = get_peft_model(model, lora)
-    train(model, featurizer, pairs, lora_steps, lora_lr, groups_per_batch, seed, "lora", temperature, repeats)
+    train(model, featurizer, pairs, lora_steps, lora_lr, groups_per_batch, seed, "lora", **recipe)
     model.save_pretrained(work / "adapter")
     trained = time.perf_counter() - started
 
@@ -273,6 +277,9 @@ def main(argv: list[str] | None = None) -> None:
         "--temperature", type=float, default=TEMPERATURE, help=f"contrastive temperature (default: {TEMPERATURE})"
     )
     parser.add_argument(
+        "--weight-decay", type=float, default=WEIGHT_DECAY, help=f"AdamW weight decay (default: {WEIGHT_DECAY})"
+    )
+    parser.add_argument(
         "--repeat",
         type=task_repeat,
         action="append",
@@ -293,6 +300,7 @@ def main(argv: list[str] | None = None) -> None:
         lora_rank=args.lora_rank,
         temperature=args.temperature,
         repeats=dict(args.repeat or []),
+        weight_decay=args.weight_decay,
         seed=args.seed,
         workdir=args.workdir,
     )
