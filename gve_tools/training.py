@@ -223,7 +223,7 @@ def train_tiny(
     featurizer = Featurizer(AutoProcessor.from_pretrained(initial, trust_remote_code=True))
     for pair in tqdm(pairs, desc="featurizing the training pairs", unit="pair"):
         featurized(featurizer, [pair])
-    recipe = {"temperature": temperature, "repeats": repeats, "weight_decay": weight_decay}  # both stages'
+    recipe = {"temperature": temperature, "repeats": repeats, "weight_decay": weight_decay}  # of both stages
     train(model, featurizer, pairs, backbone_steps, lr, groups_per_batch, seed, "backbone", **recipe)
     base = Qwen2_5_VLForConditionalGeneration.from_pretrained(initial)
     base.model.load_state_dict(model.model.state_dict())

@@ -2,13 +2,14 @@
 `model.encode`'s embeddings and Serve's 503 bound. Its own local Ray, in a subprocess of its own."""
 
 import os
-import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from gve_tools.loopback import free_port, stop, wait_until_serving
+from gve_tools.loopback import free_port
 from gve_tools.repo import ROOT
+from tests.servers import started
 from tests.serving.conftest import get, post
 from tests.serving.test_server import assert_agrees, assert_overload_answered_503
 
@@ -19,7 +20,7 @@ def listening_pid(port: int) -> int | None:
     """The process whose socket listens on 127.0.0.1:`port` (from /proc: the socket's inode, then its owner)."""
     wanted = f"0100007F:{port:04X}"
     inodes = set()
-    for line in open("/proc/net/tcp").read().splitlines()[1:]:
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
         fields = line.split()
         if fields[1] == wanted and fields[3] == "0A":  # 0A: LISTEN
             inodes.add(f"socket:[{fields[9]}]")
@@ -39,18 +40,11 @@ def direct_server(tiny_path, tmp_path_factory):
     command += ["--model", str(tiny_path), "--dtype", "float32", "--num-cpus", "2", "--cpus-per-replica", "0"]
     command += ["--max-ongoing-requests", "2", "--max-queued-requests", "2", "--duration", "300"]
     command += ["--limit", "allow_private_hosts=true"]
-    log_path = tmp_path_factory.mktemp("direct-ingress") / "serve.log"  # a file: Ray's output would fill a pipe
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            try:
-                wait_until_serving(f"{url}/health", process, 240, "the direct-ingress server")
-            except (RuntimeError, TimeoutError) as error:
-                pytest.fail(f"{error}:\n{log_path.read_text()[-3000:]}")
-            yield url
-        finally:
-            stop(process, timeout=120)  # Serve and its local Ray shut down first
+    log_path = tmp_path_factory.mktemp("direct-ingress") / "serve.log"
+    url = f"http://127.0.0.1:{port}"
+    # stop_timeout: Serve and its local Ray shut down first
+    with started(command, f"{url}/health", log_path, 240, "the direct-ingress server", stop_timeout=120):
+        yield url
 
 
 def test_the_replica_itself_answers_with_encodes_embedding(direct_server, model):

@@ -3,14 +3,14 @@ headless Chromium (Debian's, driven by Selenium) pointed at it."""
 
 import importlib.util
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from gve_tools.loopback import free_port, stop, wait_until_serving
+from gve_tools.loopback import free_port
 from gve_tools.repo import ROOT
+from tests.servers import started
 
 SPACE = ROOT / "space"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -42,18 +42,9 @@ def served(tmp_path_factory):
     command = [sys.executable, str(SPACE / "app.py"), "--port", str(port), "--workdir", str(workdir)]
     command += [part for option in LIMITS.items() for part in option]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
-    log = open(workdir / "app.log", "w")  # noqa: SIM115 - closed when the app stops
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
-    try:
-        try:
-            wait_until_serving(url, process, START_TIMEOUT, "the app")
-        except (RuntimeError, TimeoutError) as error:
-            pytest.fail(f"{error}:\n{(workdir / 'app.log').read_text()}")
+    with started(command, url, workdir / "app.log", START_TIMEOUT, "the app", cwd=ROOT, env=env):
         yield url, workdir
-    finally:
-        stop(process)
-        log.close()
 
 
 @pytest.fixture(scope="module")
