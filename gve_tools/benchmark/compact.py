@@ -65,13 +65,23 @@ def measure_retrieval(
 ) -> dict[str, Any]:
     """Evaluate every vector setting and each of `weights` (quantized-weight settings; float is the reference).
 
-    Returns {"model", "benchmark", "dimension", "chance", "rows"}: one row per setting, with its main-metric
-    score per ability and column AVG, and its change from float32 vectors of the float weights.
+    Returns {"model", "benchmark", "dimension", "chance", "rows", "left_out"}: one row per setting, with its
+    main-metric score per ability and column AVG, and its change from float32 vectors of the float weights.
+    Moment datasets are left out (named in "left_out"): they rank segments, scored with float32 vectors only.
     """
+    from gve_tools.evaluation.format import load_benchmark
     from gve_tools.evaluation.runner import evaluate
 
+    _, datasets = load_benchmark(benchmark)
+    left_out = [dataset.name for dataset in datasets if dataset.moments is not None]
+    names = [dataset.name for dataset in datasets if dataset.moments is None]
+    if not names:
+        raise GVEToolsError(f"{benchmark}: every dataset is a moment dataset; compact vectors score none of them")
+
     def run(**options: Any) -> dict[str, Any]:
-        return evaluate(benchmark, model, device=device, cache_dir=cache_dir, output=None, report=False, **options)
+        return evaluate(
+            benchmark, model, device=device, cache_dir=cache_dir, output=None, report=False, datasets=names, **options
+        )
 
     reference_details = run()
     model_info = reference_details["model"]
@@ -98,6 +108,7 @@ def measure_retrieval(
         "documents": [min(d["documents"] for d in datasets), max(d["documents"] for d in datasets)],
         "queries": [min(d["queries"] for d in datasets), max(d["queries"] for d in datasets)],
         "rows": rows,
+        "left_out": left_out,
     }
 
 

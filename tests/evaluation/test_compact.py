@@ -1,12 +1,15 @@
 """gve_tools.benchmark.compact: every setting evaluated on the same embeddings, its change from float32, the goals."""
 
 import json
+import shutil
 
 import pytest
 
 from gve_tools.benchmark.compact import main, measure_retrieval, vector_settings
+from gve_tools.errors import GVEToolsError
 from gve_tools.evaluation.runner import evaluate
 from gve_tools.vectors import VectorFormat
+from tests.evaluation.support import write_dataset
 
 
 def test_each_setting_is_its_evaluation_and_its_change_from_float32(benchmark, tiny_path, tmp_path, counted):
@@ -38,3 +41,27 @@ def test_the_command_needs_the_vector_index_figures(benchmark, tmp_path, capsys)
     assert f"{missing} does not exist: run scripts/benchmark_vectors.py" in capsys.readouterr().err
     assert not (tmp_path / "out.json").exists()
     json.dumps(vector_settings(128)[0].as_json())  # the settings are JSON for the results file
+
+
+def test_moment_datasets_are_left_out_and_named(benchmark, media, tiny_path, tmp_path):
+    """The synthetic splits hold MR and VCMR, which rank segments with float32 vectors only: the rest is measured."""
+    folder = tmp_path / "bench"
+    shutil.copytree(benchmark, folder)
+    shutil.copy(media["long_video"], folder / "long.mp4")
+    write_dataset(
+        folder / "moments",
+        {"name": "MR-mini", "abilities": ["MR"], "ranking": "global"},
+        [{"id": "q0", "text": "the square enters"}],
+        [{"id": "v", "video": "../long.mp4"}],
+        [{"query_id": "q0", "doc_id": "v", "relevance": 1, "start": 0, "end": 3.5}],
+    )
+    cache = tmp_path / "cache"
+    result = measure_retrieval(folder, str(tiny_path), [], cache_dir=cache)
+    assert result["left_out"] == ["MR-mini"]
+    without = evaluate(benchmark, str(tiny_path), cache_dir=cache, output=None, report=False)
+    assert result["rows"][0]["scores"] == pytest.approx({k: v["score"] for k, v in without["summary"].items()})
+
+    shutil.rmtree(folder / "txt")
+    shutil.rmtree(folder / "cmp")
+    with pytest.raises(GVEToolsError, match="every dataset is a moment dataset; compact vectors score none of them"):
+        measure_retrieval(folder, str(tiny_path), [], cache_dir=cache)
