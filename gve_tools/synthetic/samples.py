@@ -20,9 +20,10 @@ from gve_tools.synthetic.world import FPS, LONG_FRAMES, Event, Scene, Thing, ren
 LONG_CLIP = "long_five_events.mp4"
 # The long clip's events, in order, and the frames of empty stage before each and after the last (at 4 fps the
 # events span 0.5-4.5, 8.5-12.5, 16.75-20.75, 25-29 and 32.5-36.5 s of a 36.75 s clip). They were chosen, with
-# these gaps, by searching the events of colour-shape pairs the short clips lack: the bundled tiny model finds each
-# one's moment first, among every sample clip and window, by its caption at strides of 4, 2 and 1 s (a 4 s window),
-# and the green circle by a still, the red square by another clip of it. The first events tried (a static green
+# these gaps, by searching the events of colour-shape pairs the short clips lack: the tiny model bundled then (run 23
+# of benchmarks/SYNTHETIC.md) found each one's moment first, among every sample clip and window, by its caption at
+# strides of 4, 2 and 1 s (a 4 s window), and the green circle by a still, the red square by another clip of it (run
+# 27, bundled since, misses the still's moment at 1 s only: IoU 0.45). The first events tried (a static green
 # triangle, a green circle and a blue square moving, a static red square and white triangle) had their captions'
 # best windows within the clip on the right moments, but those windows scored below short sample clips of other
 # things: only a clip of the blue square found the long clip first, and at the wrong moment.

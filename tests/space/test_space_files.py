@@ -75,7 +75,6 @@ def test_the_requirements_are_the_tested_stack_and_the_tooling_at_a_commit_of_th
     git = ["git", "-C", str(ROOT)]
     ancestor = subprocess.run([*git, "merge-base", "--is-ancestor", commit, "HEAD"], capture_output=True, timeout=30)
     assert ancestor.returncode == 0, f"{commit} is not a commit of this repository's history"
-    # what the app runs from the clone: the tooling, the remote code, the bundled model and samples, the requirements
     # what the app runs from the clone: the tooling's modules it imports, the remote code, the bundled model and
     # samples, the requirements
     paths = [*app_modules(), "configuration_gve.py", "modeling_gve.py", "processing_gve.py", "bundled"]
