@@ -1,5 +1,5 @@
 """The Space's folder can be pushed as a Space as it is: its card's metadata, its requirements (the tested stack, and
-the tooling at a commit with the app's search code) and its screenshot."""
+the tooling at a commit with what the app runs from it) and its screenshot."""
 
 import re
 import subprocess
